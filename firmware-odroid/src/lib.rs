@@ -1,0 +1,1 @@
+//! flyscan-firmware (skeleton; filled in by its issue).

@@ -1,0 +1,1 @@
+//! flyscan-hil-tests (skeleton; filled in by its issue).

@@ -1,0 +1,1 @@
+//! flyscan-host (skeleton; filled in by its issue).

