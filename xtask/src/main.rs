@@ -1,1 +1,136 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's automation in one place.
+//!
+//! Every command assumes `scripts/setup.sh` has run (the README's `./flyscan.sh` does that first);
+//! each step prints the exact command it runs so a failure can be reproduced by hand.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Target triple of the ODROID release binary.
+const AARCH64: &str = "aarch64-unknown-linux-musl";
+/// A bare-metal target: the protocol and firmware core must build for it (no_std, no alloc).
+const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
+
+#[derive(Parser)]
+#[command(about = "flyscan project automation")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The whole test suite: format, lints, no_std and aarch64 builds, Rust tests, Python tests.
+    Test,
+    /// A simulated EXAFS fly scan landing in a real IOC (softIoc + sim + host driver).
+    Demo {
+        /// Arguments passed on to the demo binary (see `flyscan-demo --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the static aarch64 (ODROID) release firmware binary.
+    Cross,
+    /// Run the hardware-in-the-loop bench (against the simulator, or FLYSCAN_HIL_DEVICE).
+    Hil,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+    match cli.cmd {
+        Cmd::Test => test(&root),
+        Cmd::Demo { args } => demo(&args),
+        Cmd::Cross => cross().map(|_| ()),
+        Cmd::Hil => run(cargo().args(["test", "--release", "-p", "flyscan-hil-tests"])),
+    }
+}
+
+fn project_root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Runs a command, echoing it, and fails on a non-zero exit.
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n==> {shown}");
+    let t = Instant::now();
+    let status = cmd.status().with_context(|| format!("could not start: {shown}"))?;
+    eprintln!("<== {:.1} s", t.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("failed ({status}): {shown}");
+    }
+    Ok(())
+}
+
+fn has_target(target: &str) -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target))
+        .unwrap_or(false)
+}
+
+/// Builds the release firmware for the ODROID; returns its path, or None (loudly) when the
+/// target is not installable on this machine.
+fn cross() -> Result<Option<PathBuf>> {
+    if !has_target(AARCH64) {
+        eprintln!(
+            "!! WARNING: rust target {AARCH64} is not installed (rustup target add {AARCH64}); \
+             the aarch64 firmware is NOT built and its end-to-end test will skip"
+        );
+        return Ok(None);
+    }
+    run(cargo().args(["build", "--release", "-p", "flyscan-firmware", "--target", AARCH64]))?;
+    Ok(Some(PathBuf::from(format!("target/{AARCH64}/release/firmware-odroid"))))
+}
+
+fn test(root: &Path) -> Result<()> {
+    let t = Instant::now();
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    if has_target(NO_STD_TARGET) {
+        run(cargo().args(["build", "-p", "flyscan-protocol", "--target", NO_STD_TARGET]))?;
+        run(cargo().args([
+            "build",
+            "-p",
+            "flyscan-firmware",
+            "--lib",
+            "--no-default-features",
+            "--target",
+            NO_STD_TARGET,
+        ]))?;
+    } else {
+        bail!("rust target {NO_STD_TARGET} missing: run scripts/setup.sh (rustup target add {NO_STD_TARGET})");
+    }
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    if let Some(fw) = cross()? {
+        // The bench's qemu test runs exactly the binary we ship.
+        tests.env("FLYSCAN_AARCH64_FIRMWARE", root.join(fw));
+    }
+    run(&mut tests)?;
+    let py = root.join(".venv/bin/python");
+    let py_tests = root.join("host-driver/python/tests");
+    if py_tests.is_dir() {
+        run(Command::new(&py).args(["-m", "pytest", "-q"]).arg(&py_tests))?;
+    }
+    eprintln!("\nall tests passed in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "flyscan-sim", "-p", "flyscan-host", "-p", "flyscan-hil-tests"]))?;
+    run(cargo().args(["run", "--quiet", "--release", "-p", "flyscan-hil-tests", "--bin", "flyscan-demo", "--"]).args(args))
+}
