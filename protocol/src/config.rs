@@ -129,6 +129,30 @@ pub enum ConfigError {
     },
     /// Presets run past the i64 range.
     PositionOverflow,
+    /// A list scan of several passes needs the whole list held at once, and it is longer than
+    /// the device's list window.
+    ListExceedsWindow {
+        /// List length.
+        count: u32,
+        /// Device list window.
+        window: u32,
+    },
+}
+
+impl ConfigError {
+    /// The code sent as `arg` of a nak `InvalidConfig` (PROTOCOL.md §NakCodes).
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::ZeroCount => 1,
+            Self::TooManyPoints { .. } => 2,
+            Self::ZeroStep => 3,
+            Self::NoChannels => 4,
+            Self::ChannelMissing { .. } => 5,
+            Self::BadPasses { .. } => 6,
+            Self::PositionOverflow => 7,
+            Self::ListExceedsWindow { .. } => 8,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -155,6 +179,10 @@ impl fmt::Display for ConfigError {
             Self::PositionOverflow => {
                 f.write_str("start + count × step overflows the position range")
             }
+            Self::ListExceedsWindow { count, window } => write!(
+                f,
+                "a list of {count} positions used for several passes must fit the device's list window of {window}"
+            ),
         }
     }
 }
@@ -211,6 +239,18 @@ impl ScanConfig {
             if i64::try_from(last).is_err() {
                 return Err(ConfigError::PositionOverflow);
             }
+        }
+        Ok(())
+    }
+
+    /// Checks a list scan against the device's list window: with more than one pass the list is
+    /// walked again, so all of it must be held at once.
+    pub fn validate_list_window(&self, list_window: u32) -> Result<(), ConfigError> {
+        if self.mode == TriggerMode::List && self.passes > 1 && self.count > list_window {
+            return Err(ConfigError::ListExceedsWindow {
+                count: self.count,
+                window: list_window,
+            });
         }
         Ok(())
     }

@@ -32,7 +32,8 @@ pub struct DeframerStats {
     pub bad_crc: u64,
     /// Frames of an unsupported protocol version.
     pub bad_version: u64,
-    /// Bytes thrown away with failed frames.
+    /// Wire bytes thrown away with failed frames (delimiters not included), however the input
+    /// was chunked.
     pub bytes_discarded: u64,
 }
 
@@ -148,6 +149,8 @@ impl Deframer {
                 input = rest;
                 continue;
             }
+            // Wire bytes of this frame without its delimiter, for the discard counter.
+            let encoded_len = self.acc_len + chunk.len();
             let result = if self.acc_len == 0 {
                 if chunk.len() + 1 > MAX_ENCODED_FRAME {
                     Err(FrameError::Oversize {
@@ -179,7 +182,7 @@ impl Deframer {
                         }
                     }
                     Err(error) => {
-                        Self::count(&mut self.stats, &error, len);
+                        Self::count(&mut self.stats, &error, encoded_len);
                         Feed::Error {
                             error,
                             remaining: rest,
@@ -187,11 +190,7 @@ impl Deframer {
                     }
                 },
                 Err(error) => {
-                    let n = match error {
-                        FrameError::Oversize { discarded } => discarded,
-                        _ => chunk.len(),
-                    };
-                    Self::count(&mut self.stats, &error, n);
+                    Self::count(&mut self.stats, &error, encoded_len);
                     Feed::Error {
                         error,
                         remaining: rest,

@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn worked_example_bytes() {
         let mut out = [0xa5u8; 32];
-        let n = encode_frame(0x07, 1, &0x1122_3344u32.to_le_bytes(), &mut out).unwrap();
+        let n = encode_frame(0x07, 1, &0x1122_3344u32.to_le_bytes(), &mut out).expect("fits");
         let body_crc =
             CRC32C.checksum(&[0x01, 0x07, 0x01, 0x00, 0x00, 0x00, 0x44, 0x33, 0x22, 0x11]);
         let c = body_crc.to_le_bytes();

@@ -117,6 +117,15 @@ pub struct ScanDone {
     pub error_code: u16,
 }
 
+impl ScanDone {
+    /// `error_code`: the FPGA event FIFO overran and events were lost.
+    pub const ERR_FIFO_OVERRUN: u16 = 1;
+    /// `error_code`: a list scan reached a position the host had not yet sent.
+    pub const ERR_LIST_UNDERRUN: u16 = 2;
+    /// `error_code`: the device's own fault (see its log).
+    pub const ERR_INTERNAL: u16 = 3;
+}
+
 /// What the device is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]

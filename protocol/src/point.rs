@@ -293,34 +293,45 @@ impl<'a> PointIter<'a> {
                 i = r;
             }
             Encoding::Compact => {
+                // Hand-rolled rather than nom: this loop is the host's hot path (≈13 varints a
+                // point), and the one-byte fast path of `read_varint` carries most of it.
                 let bad = |field| ParseError::InvalidField { field, value: 0 };
-                let (r, flags) = le_u8::<_, nom::error::Error<&[u8]>>(i).map_err(|_| trunc)?;
-                let (r, ddpos) = varint::parse_i64(r).map_err(|_| bad("point.position"))?;
-                let (r, ddts) = varint::parse_i64(r).map_err(|_| bad("point.timestamp"))?;
-                let (mut r, dlive) = varint::parse_i64(r).map_err(|_| bad("point.live_time"))?;
+                let (&flags, mut r) = i.split_first().ok_or(trunc)?;
+                let ddpos = read_varint(&mut r).ok_or(bad("point.position"))?;
+                let ddts = read_varint(&mut r).ok_or(bad("point.timestamp"))?;
+                let dlive = read_varint(&mut r).ok_or(bad("point.live_time"))?;
+                let (ddpos, ddts, dlive) = (
+                    varint::unzigzag(ddpos),
+                    varint::unzigzag(ddts),
+                    varint::unzigzag(dlive),
+                );
                 let pred = &mut self.pred;
                 let dpos = pred.dpos.wrapping_add(ddpos);
                 let dts = pred.dts.wrapping_add(ddts as u64);
                 p.position = pred.pos.wrapping_add(dpos);
                 p.timestamp = pred.ts.wrapping_add(dts);
-                p.live_time = u32::try_from(i64::from(pred.live) + dlive).map_err(|_| {
-                    ParseError::InvalidField {
+                // checked_add: a hostile delta near ±2^63 must neither overflow nor wrap into a
+                // second encoding of a valid value.
+                p.live_time = i64::from(pred.live)
+                    .checked_add(dlive)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(ParseError::InvalidField {
                         field: "point.live_time",
                         value: dlive as u64,
-                    }
-                })?;
+                    })?;
                 p.flags = PointFlags(flags);
-                for ch in 0..self.n_channels {
-                    let (r2, d) = varint::parse_i64(r).map_err(|_| bad("point.count"))?;
-                    let v = u32::try_from(i64::from(pred.counts[ch]).wrapping_add(d)).map_err(
-                        |_| ParseError::InvalidField {
+                for c in pred.counts.iter_mut().take(self.n_channels) {
+                    let d = varint::unzigzag(read_varint(&mut r).ok_or(bad("point.count"))?);
+                    let v = i64::from(*c)
+                        .checked_add(d)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or(ParseError::InvalidField {
                             field: "point.count",
                             value: d as u64,
-                        },
-                    )?;
-                    pred.counts[ch] = v;
+                        })?;
+                    *c = v;
+                    // Cannot fail: n_channels ≤ MAX_CHANNELS.
                     let _ = p.counts.push(v);
-                    r = r2;
                 }
                 pred.pos = p.position;
                 pred.dpos = dpos;
@@ -333,6 +344,20 @@ impl<'a> PointIter<'a> {
         self.data = i;
         Ok(p)
     }
+}
+
+/// Reads one varint from the front of `r`, advancing it; None if truncated or invalid.
+#[inline(always)]
+fn read_varint(r: &mut &[u8]) -> Option<u64> {
+    if let [b, rest @ ..] = *r
+        && *b < 0x80
+    {
+        *r = rest;
+        return Some(u64::from(*b));
+    }
+    let (rest, v) = varint::parse_u64(r).ok()?;
+    *r = rest;
+    Some(v)
 }
 
 impl Iterator for PointIter<'_> {

@@ -1,7 +1,8 @@
 //! Unsigned LEB128 varints and zigzag mapping for signed values (PROTOCOL.md §Varints).
 //!
-//! Decoding is strict: at most 10 bytes, and the 10th byte may only carry the top bit of a u64,
-//! so every u64 has exactly one accepted encoding length ≤ 10 and nothing overflows.
+//! Decoding is strict: at most 10 bytes, the 10th byte may only carry the top bit of a u64, and
+//! a padded encoding (a final 0x00 after a continuation byte) is refused, so every u64 has
+//! exactly one accepted encoding and nothing overflows.
 
 use nom::IResult;
 
@@ -40,10 +41,19 @@ pub const fn encoded_len(v: u64) -> usize {
     bits.div_ceil(7)
 }
 
-/// nom parser for one varint. Errors with `Incomplete`-free `Eof` on truncation and
-/// `TooLarge` on an over-long or overflowing encoding.
+/// nom parser for one varint. Errors with `Incomplete`-free `Eof` on truncation, `TooLarge` on
+/// an encoding longer than 10 bytes or overflowing 64 bits, and `Verify` on a padded encoding
+/// (a final 0x00 byte after a continuation byte).
 #[inline]
 pub fn parse_u64(input: &[u8]) -> IResult<&[u8], u64> {
+    // Fast paths: in compact point data almost every varint is one or two bytes.
+    match input {
+        [b0, rest @ ..] if *b0 < 0x80 => return Ok((rest, u64::from(*b0))),
+        [b0, b1, rest @ ..] if *b1 < 0x80 && *b1 != 0 => {
+            return Ok((rest, u64::from(*b0 & 0x7f) | (u64::from(*b1) << 7)));
+        }
+        _ => {}
+    }
     let mut v: u64 = 0;
     for (i, &b) in input.iter().enumerate().take(MAX_VARINT_LEN) {
         if i == MAX_VARINT_LEN - 1 && b > 1 {
@@ -54,6 +64,14 @@ pub fn parse_u64(input: &[u8]) -> IResult<&[u8], u64> {
         }
         v |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
+            // A last byte of 0 after a continuation byte is an over-long encoding of a shorter
+            // varint; refusing it keeps exactly one accepted encoding per value.
+            if b == 0 && i > 0 {
+                return Err(nom::Err::Error(nom::error::Error::new(
+                    input,
+                    nom::error::ErrorKind::Verify,
+                )));
+            }
             return Ok((&input[i + 1..], v));
         }
     }
@@ -120,6 +138,9 @@ mod tests {
         assert!(parse_u64(&[0xff; 10]).is_err());
         assert!(parse_u64(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]).is_err());
         assert!(parse_u64(&[0x80]).is_err());
+        // Padded encodings of 0 and 1 are not canonical, so they are refused.
+        assert!(parse_u64(&[0x80, 0x00]).is_err());
+        assert!(parse_u64(&[0x81, 0x80, 0x00]).is_err());
         assert!(parse_u64(&[]).is_err());
     }
 
