@@ -1,1 +1,37 @@
-//! flyscan-sim (skeleton; filled in by its issue).
+//! flyscan-sim: a deterministic virtual flyscan device.
+//!
+//! Layers, bottom up:
+//!
+//! * [`scenario`]: the TOML scenario (seed, clock, motor, encoder, detectors, fpga, link, scan)
+//!   and [`plan`]: the scan configuration and preset list it implies.
+//! * Physics: [`trajectory`] (motor position vs time), [`encoder`] (A/B edges at clock
+//!   resolution, glitches, missing edges), [`detectors`] (position-dependent Poisson pulses,
+//!   dead time).
+//! * [`fpga`]: the FPGA of firmware-odroid/FPGA.md on top of the physics, as embedded-hal
+//!   `SpiDevice` + `InputPin` handles; [`socket`] serves it to an external firmware binary.
+//! * [`truth`]: the reference decoder/compare giving the exact expected points.
+//! * [`link`]: the serial line (pacing, bit errors, drops); [`pty`]: pseudo-terminals.
+//! * [`simulation`]: the in-process device loop in simulated time.
+//!
+//! **Invariant:** every random number comes from the scenario seed through [`rng`], one
+//! stream per process; simulated time is the only clock in the models.
+
+pub mod detectors;
+pub mod encoder;
+pub mod firmware;
+pub mod fpga;
+pub mod link;
+pub mod plan;
+pub mod pty;
+pub mod rng;
+pub mod scenario;
+pub mod simulation;
+pub mod socket;
+pub mod trajectory;
+pub mod truth;
+
+pub use fpga::{DrdyHandle, FpgaModel, SharedFpga, SpiHandle};
+pub use plan::ScanPlan;
+pub use scenario::Scenario;
+pub use simulation::{Device, SimError, Simulation};
+pub use truth::{TruthPoint, TruthSummary};

@@ -1,0 +1,320 @@
+//! `sim`: run a virtual flyscan device, or print the scan plan of a scenario.
+//!
+//! * `sim run --scenario FILE [--link PATH] [--truth FILE] [--firmware-cmd "CMD ARGS…"]
+//!   [--seed N] [--speed X] [--socket PATH] [--exit-when-done]`
+//! * `sim plan --scenario FILE [--seed N]`
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use flyscan_sim::fpga::lock;
+use flyscan_sim::link::Link;
+use flyscan_sim::pty::Pty;
+use flyscan_sim::rng::{rng_for, stream};
+use flyscan_sim::simulation::{
+    ArmWatch, Device, Simulation, build_fpga, summarize, write_truth_file,
+};
+use flyscan_sim::socket::{SocketServer, WallClock};
+use flyscan_sim::{ScanPlan, Scenario};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sim",
+    version,
+    about = "Deterministic simulator of the flyscan device"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a virtual device behind a pseudo-terminal.
+    Run(RunArgs),
+    /// Print the scan configuration and position list as JSON.
+    Plan {
+        /// Scenario file (TOML).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Scenario file (TOML).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Stable symlink to the host-side pty.
+    #[arg(long)]
+    link: Option<PathBuf>,
+    /// Write the ground truth (JSON lines) here at the end.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Run this firmware binary (split on whitespace) instead of the in-process core; it gets
+    /// `--fpga sim --sim-socket S --serial <device pty>` appended.
+    #[arg(long)]
+    firmware_cmd: Option<String>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated seconds per wall second.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// FPGA socket path for an external firmware (default: next to the link, or in /tmp).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Exit once the scan is complete and the line is idle for a second.
+    #[arg(long)]
+    exit_when_done: bool,
+}
+
+fn load(path: &Path, seed: Option<u64>) -> Result<Scenario> {
+    let mut sc = Scenario::load(path)?;
+    if let Some(s) = seed {
+        sc.seed = s;
+    }
+    Ok(sc)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Plan { scenario, seed } => {
+            let sc = load(&scenario, seed)?;
+            let plan = ScanPlan::from_scenario(&sc)?;
+            let out = serde_json::json!({
+                "scan_id": plan.scan_id,
+                "config": plan.config_json(),
+                "total_points": plan.total_points(),
+                "counts_per_unit": sc.encoder.counts_per_unit,
+                "unit": sc.encoder.unit,
+                "positions": plan.positions,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Cmd::Run(args) => run(args),
+    }
+}
+
+/// Stop flag set by SIGINT/SIGTERM.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// Reads a pty master on a thread and forwards chunks.
+fn reader(mut port: serialport::TTYPort, stop: Arc<AtomicBool>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while !stop.load(Ordering::Relaxed) {
+            match port.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO while no peer has the slave open: wait for one.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    rx
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let sc = load(&args.scenario, args.seed)?;
+    let stop = stop_flag()?;
+    let host = Pty::open(args.link.as_deref(), Duration::from_millis(20))
+        .context("opening the host pty")?;
+    println!("PTY {}", host.public_path().display());
+    std::io::stdout().flush()?;
+    match &args.firmware_cmd {
+        None => run_in_process(&args, sc, host, stop),
+        Some(cmd) => run_external(&args, sc, host, cmd, stop),
+    }
+}
+
+/// Wraps the firmware core as a [`Device`] once it exists in the firmware crate.
+fn in_process_device(sim: &Simulation) -> Result<Box<dyn Device>> {
+    flyscan_sim::firmware::device(sim).map_err(anyhow::Error::msg)
+}
+
+fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>) -> Result<()> {
+    let hz = sc.clock.hz;
+    let mut sim = Simulation::new(sc)?;
+    let mut dev = in_process_device(&sim)?;
+    let clock = WallClock::new(hz, args.speed);
+    let mut host_w = host.master.try_clone_native()?;
+    let rx = reader(host.master.try_clone_native()?, stop.clone());
+    let mut to_host = Vec::new();
+    let mut from_host = Vec::new();
+    let mut idle_since: Option<u64> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let target = clock.ticks();
+        // Step in poll intervals up to wall-clock time.
+        while sim.now() + sim.poll_ticks() <= target {
+            from_host.clear();
+            while let Ok(chunk) = rx.try_recv() {
+                from_host.extend_from_slice(&chunk);
+            }
+            let t = sim.now() + sim.poll_ticks();
+            sim.step(t, dev.as_mut(), &from_host, &mut to_host)?;
+            if !to_host.is_empty() {
+                host_w.write_all(&to_host)?;
+                to_host.clear();
+                idle_since = None;
+            }
+        }
+        if args.exit_when_done && sim.summary().points >= sim.plan().total_points() {
+            let t = sim.now();
+            let since = *idle_since.get_or_insert(t);
+            if (t - since) as f64 > hz as f64 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    if let Some(p) = &args.truth {
+        sim.write_truth(p)?;
+    }
+    let s = sim.summary();
+    eprintln!("sim: {}", serde_json::to_string(&s)?);
+    drop(host);
+    Ok(())
+}
+
+/// Kills the child when dropped.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_external(
+    args: &RunArgs,
+    sc: Scenario,
+    host: Pty,
+    cmd: &str,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let plan = ScanPlan::from_scenario(&sc)?;
+    let fpga = Arc::new(Mutex::new(build_fpga(&sc, &plan)));
+    let clock = WallClock::new(sc.clock.hz, args.speed);
+    let sock = args.socket.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("flyscan-sim-{}.sock", std::process::id()))
+    });
+    let server = SocketServer::start(&sock, fpga.clone(), clock)
+        .with_context(|| format!("binding {}", sock.display()))?;
+    let device = Pty::open(None, Duration::from_millis(20)).context("opening the device pty")?;
+    let mut parts = cmd.split_whitespace();
+    let Some(prog) = parts.next() else {
+        bail!("--firmware-cmd is empty")
+    };
+    let child = Command::new(prog)
+        .args(parts)
+        .arg("--fpga")
+        .arg("sim")
+        .arg("--sim-socket")
+        .arg(&sock)
+        .arg("--serial")
+        .arg(&device.slave_path)
+        .spawn()
+        .with_context(|| format!("starting {cmd}"))?;
+    let mut child = ChildGuard(child);
+    let tps = clock.ticks_per_s();
+    let l = &sc.link;
+    let mut up = Link::new(
+        l.baud,
+        tps,
+        l.bit_error_rate,
+        l.drop_rate,
+        rng_for(sc.seed, stream::LINK_UP),
+    );
+    let mut down = Link::new(
+        l.baud,
+        tps,
+        l.bit_error_rate,
+        l.drop_rate,
+        rng_for(sc.seed, stream::LINK_DOWN),
+    );
+    let mut watch = ArmWatch::default();
+    let dev_rx = reader(device.master.try_clone_native()?, stop.clone());
+    let host_rx = reader(host.master.try_clone_native()?, stop.clone());
+    let mut dev_w = device.master.try_clone_native()?;
+    let mut host_w = host.master.try_clone_native()?;
+    let mut buf = Vec::new();
+    let mut idle_since: Option<u64> = None;
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if let Ok(Some(status)) = child.0.try_wait() {
+            break Err(anyhow::anyhow!("firmware exited: {status}"));
+        }
+        let now = clock.ticks();
+        while let Ok(chunk) = dev_rx.try_recv() {
+            if watch.feed(&chunk) {
+                let mut f = lock(&fpga);
+                f.advance_to(now);
+                f.start_motion();
+            }
+            up.send(now, &chunk);
+        }
+        while let Ok(chunk) = host_rx.try_recv() {
+            down.send(now, &chunk);
+        }
+        buf.clear();
+        up.deliver(now, &mut buf);
+        if !buf.is_empty() {
+            host_w.write_all(&buf)?;
+            idle_since = None;
+        }
+        buf.clear();
+        down.deliver(now, &mut buf);
+        if !buf.is_empty() {
+            dev_w.write_all(&buf)?;
+        }
+        // Keep the model's clock moving even when the firmware is quiet.
+        lock(&fpga).advance_to(now);
+        if args.exit_when_done {
+            let f = lock(&fpga);
+            if f.truth().points().len() as u64 >= plan.total_points() && up.idle() {
+                let since = *idle_since.get_or_insert(now);
+                if (now - since) as f64 > tps {
+                    break Ok(());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    server.stop();
+    let f = lock(&fpga);
+    let summary = summarize(&f, &plan, up.stats(), down.stats());
+    if let Some(p) = &args.truth {
+        write_truth_file(p, f.truth().points(), &summary)?;
+    }
+    eprintln!("sim: {}", serde_json::to_string(&summary)?);
+    result
+}
