@@ -37,14 +37,15 @@ fi
 # --- Python venv with EPICS -------------------------------------------------------------------
 venv="$root/.venv"
 stamp="$venv/.flyscan-requirements"
+reqs=("$root/scripts/requirements.txt" "$root/host-driver/python/requirements.txt")
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! cmp -s "$root/scripts/requirements.txt" "$stamp" 2>/dev/null; then
-  log "pip install -r scripts/requirements.txt (about 20 s)"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
-  cp "$root/scripts/requirements.txt" "$stamp"
+if ! cat "${reqs[@]}" | cmp -s - "$stamp" 2>/dev/null; then
+  log "pip install: EPICS base, libca, CA clients, bluesky stack (about a minute the first time)"
+  "$venv/bin/pip" install -q --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}") >&2
+  cat "${reqs[@]}" > "$stamp"
 fi
 
 # --- $EPICS_BASE layout for epics-ca-sys ------------------------------------------------------

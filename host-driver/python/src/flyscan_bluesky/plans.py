@@ -1,0 +1,153 @@
+"""Bluesky plans for fly scans with the flyscan counter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+import numpy as np
+import numpy.typing as npt
+from bluesky.protocols import Flyable, Preparable
+from bluesky.utils import MsgGenerator
+from ophyd_async.core import FlyMotorInfo
+
+from .device import FlyScanCounter, FlyScanError, FlyScanInfo, ScanDirection
+from .exafs import MonoCalibration, bragg_angle_deg, exafs_energy_grid
+
+#: Name of the event stream the counter's points go to.
+STREAM = "primary"
+
+
+def fly_counter(
+    counter: FlyScanCounter,
+    info: FlyScanInfo,
+    *,
+    motor: Any | None = None,
+    motor_info: FlyMotorInfo | None = None,
+    flush_period: float = 0.5,
+    md: Mapping[str, Any] | None = None,
+) -> MsgGenerator[None]:
+    """One fly scan of `counter` as a run: prepare, kickoff, collect while completing.
+
+    If `motor` (a `Preparable` + `Flyable`, e.g. an ophyd-async `Motor`) is given with its
+    `motor_info`, it is prepared alongside the counter and kicked off once the counter is
+    armed, so no preset is passed before the counter listens; otherwise the axis is assumed to
+    be driven by something else.
+
+    :raises FlyScanError: (inside the plan) when the scan ends in Error/Aborted, loses points,
+        or fewer points are collected than the scan was prepared for.
+    """
+    if (motor is None) != (motor_info is None):
+        raise ValueError("give both motor and motor_info, or neither")
+    if motor is not None and not (isinstance(motor, Preparable) and isinstance(motor, Flyable)):
+        raise TypeError(f"{motor!r} must be Preparable and Flyable to fly the axis")
+    flyers = [counter] if motor is None else [counter, motor]
+    _md = {
+        "plan_name": "fly_counter",
+        "detectors": [counter.name],
+        "motors": [] if motor is None else [motor.name],
+        "num_points": info.expected_points,
+        "fly_scan": info.model_dump(mode="json", exclude={"positions"}),
+    }
+    _md.update(md or {})
+
+    @bpp.stage_decorator(flyers)
+    @bpp.run_decorator(md=_md)
+    def inner() -> MsgGenerator[None]:
+        yield from bps.prepare(counter, info, group="prepare")
+        if motor is not None:
+            yield from bps.prepare(motor, motor_info, group="prepare")
+        yield from bps.wait(group="prepare")
+        yield from bps.declare_stream(counter, name=STREAM, collect=True)
+        # Arm first: the counter must listen before the axis crosses the first preset.
+        yield from bps.kickoff(counter, wait=True)
+        if motor is not None:
+            yield from bps.kickoff(motor, wait=True)
+        yield from bps.collect_while_completing(
+            flyers, [counter], flush_period=flush_period, stream_name=STREAM
+        )
+        if counter.collected_points != info.expected_points:
+            raise FlyScanError(
+                f"{counter.name}: collected {counter.collected_points} points, "
+                f"scan was prepared for {info.expected_points}"
+            )
+
+    return (yield from inner())
+
+
+def fly_exafs(
+    counter: FlyScanCounter,
+    mono: MonoCalibration,
+    e0: float,
+    *,
+    energies: npt.ArrayLike | None = None,
+    grid: Mapping[str, float] | None = None,
+    channel_mask: int = 1,
+    motor: Any | None = None,
+    duration: float | None = None,
+    timeout: float | None = None,
+    flush_period: float = 0.5,
+    md: Mapping[str, Any] | None = None,
+) -> MsgGenerator[None]:
+    """Fly an EXAFS scan: the counter latches one point at each energy of the grid.
+
+    Builds the energy grid (`exafs_energy_grid(e0, **grid)` unless `energies` is given),
+    converts it to monochromator encoder counts with `mono`, arms the counter in list mode with
+    the direction the encoder moves in, and (if `motor` is given) flies the Bragg axis (in
+    degrees) through the grid in `duration` seconds.
+
+    :param counter: the flyscan counter.
+    :param mono: crystal d-spacing and encoder calibration of the monochromator.
+    :param e0: edge energy, eV.
+    :param energies: explicit energies (eV, strictly monotonic) instead of a generated grid.
+    :param grid: keyword arguments for `exafs_energy_grid` (pre_start, xanes_step, kmax, …).
+    :param channel_mask: enabled counter channels, bit N = channel N (`$(P)CH<N>`).
+    :param motor: optional Bragg-axis flyer (ophyd-async `Motor` in degrees).
+    :param duration: seconds for the motor to cross the grid (required with `motor`).
+    :param timeout: longest wait for the scan to end, seconds (None: no limit).
+    :param flush_period: seconds between live collects while the scan runs.
+    :param md: extra start-document metadata.
+
+    Example (Cu K edge on a Si(111) monochromator, 10 000 counts per degree)::
+
+        from bluesky import RunEngine
+        from ophyd_async.core import init_devices
+        from flyscan_bluesky import FlyScanCounter, MonoCalibration, fly_exafs
+
+        RE = RunEngine()
+        with init_devices():
+            counter = FlyScanCounter("FLY:", num_channels=8)
+        mono = MonoCalibration.for_crystal("Si(111)", counts_per_degree=10_000)
+        RE(fly_exafs(counter, mono, e0=8979.0, grid={"kmax": 12.0}, channel_mask=0b111))
+    """
+    e = exafs_energy_grid(e0, **(grid or {})) if energies is None else np.asarray(energies, float)
+    positions = mono.position_list(e)
+    direction = ScanDirection.POSITIVE if positions[-1] > positions[0] else ScanDirection.NEGATIVE
+    info = FlyScanInfo.from_positions(
+        positions, direction=direction, channel_mask=channel_mask, timeout=timeout
+    )
+    motor_info = None
+    if motor is not None:
+        if duration is None or not duration > 0:
+            raise ValueError("flying the mono motor needs duration > 0 s")
+        theta = bragg_angle_deg(e[[0, -1]], mono.d_spacing)
+        motor_info = FlyMotorInfo(
+            start_position=float(theta[0]), end_position=float(theta[1]), time_for_move=duration
+        )
+    _md = {
+        "plan_name": "fly_exafs",
+        "e0": float(e0),
+        "d_spacing": mono.d_spacing,
+        "counts_per_degree": mono.counts_per_degree,
+        "offset_counts": mono.offset_counts,
+        "energies": [float(v) for v in e],
+        "positions": positions,
+    }
+    _md.update(md or {})
+    return (
+        yield from fly_counter(
+            counter, info, motor=motor, motor_info=motor_info, flush_period=flush_period, md=_md
+        )
+    )
