@@ -1,0 +1,749 @@
+//! The top-level [`Firmware`]: a sans-I/O device. The caller moves bytes and time:
+//!
+//! ```text
+//! loop {
+//!     fw.receive(&bytes_from_host);          // any chunking
+//!     fw.poll(now_ticks)?;                   // FPGA edges → compare → latch → batches, health
+//!     let n = fw.transmit(&mut buf);         // bytes for the serial line
+//! }
+//! ```
+//!
+//! Every host command gets exactly one `CommandReply` (ack, or nak with a code and detail);
+//! malformed or ill-timed commands change nothing else, so the device stays usable. State
+//! machine: `Idle` --Configure--> `Configured` --Arm--> `Armed` --first point--> `Scanning`
+//! --last point / Abort--> `Configured` (after `ScanDone` and a `Health`).
+
+use crate::compare::{ChunkError, Comparator, LIST_WINDOW, Next};
+use crate::fpga::regs::{MAX_EDGES_PER_READ, reg};
+use crate::fpga::{EdgeEvent, Fpga, FpgaError, FpgaInfo, Snapshot};
+use crate::latch::{Latch, Latched};
+use crate::outbox::{Class, Outbox, RESEND_FRAMES};
+use crate::quadrature::Decoder;
+use crate::stream::Batcher;
+use embedded_hal::digital::InputPin;
+use embedded_hal::spi::SpiDevice;
+use flyscan_protocol::config::ConfigError;
+use flyscan_protocol::limits::MAX_BODY;
+use flyscan_protocol::{
+    CommandReply, Deframer, DeviceInfo, DeviceState, DoneReason, Feed, Health, Message, NakCode,
+    PROTOCOL_VERSION, ParseError, Point, PointFlags, ScanArmed, ScanConfig, ScanDone, TriggerMode,
+};
+
+/// Error of [`Firmware::new`]: the FPGA driver's error (`BadId`, `BadRegister`, bus errors).
+pub type InitError<SPI, DRDY> = FpgaError<SPI, DRDY>;
+
+/// `CommandReply.arg` of an `InvalidConfig` nak: which check failed.
+pub mod config_code {
+    /// `count` is 0.
+    pub const ZERO_COUNT: u32 = 1;
+    /// `count` exceeds `DeviceInfo.max_points`.
+    pub const TOO_MANY_POINTS: u32 = 2;
+    /// `step` is 0.
+    pub const ZERO_STEP: u32 = 3;
+    /// No channel enabled.
+    pub const NO_CHANNELS: u32 = 4;
+    /// A channel the device lacks is enabled.
+    pub const CHANNEL_MISSING: u32 = 5;
+    /// Bad number of passes.
+    pub const BAD_PASSES: u32 = 6;
+    /// Presets overflow i64.
+    pub const POSITION_OVERFLOW: u32 = 7;
+    /// A list scan with several passes must fit the list window.
+    pub const LIST_TOO_LONG_FOR_PASSES: u32 = 100;
+    /// Another reason (a newer protocol crate).
+    pub const OTHER: u32 = 255;
+}
+
+/// Firmware version from the crate version, for `DeviceInfo`.
+const fn parse_u16(s: &str) -> u16 {
+    let b = s.as_bytes();
+    let mut v: u16 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        v = v.wrapping_mul(10).wrapping_add((b[i] - b'0') as u16);
+        i += 1;
+    }
+    v
+}
+
+/// Tunables of the firmware (defaults suit the ODROID binary and the simulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Firmware version reported in `DeviceInfo` (major, minor, patch).
+    pub fw_version: (u16, u16, u16),
+    /// Longest list / most presets per pass accepted.
+    pub max_points: u32,
+    /// Health message period, µs of device time.
+    pub health_period_us: u32,
+    /// Batch latency when the configuration says 0, µs.
+    pub default_latency_us: u32,
+    /// Most edges handled per [`Firmware::poll`] (bounds the time of one call).
+    pub max_edges_per_poll: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            fw_version: (
+                parse_u16(env!("CARGO_PKG_VERSION_MAJOR")),
+                parse_u16(env!("CARGO_PKG_VERSION_MINOR")),
+                parse_u16(env!("CARGO_PKG_VERSION_PATCH")),
+            ),
+            max_points: 16_777_216,
+            health_period_us: 100_000,
+            default_latency_us: 10_000,
+            max_edges_per_poll: 4096,
+        }
+    }
+}
+
+/// What one [`Firmware::poll`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PollStatus {
+    /// Edge events handled.
+    pub edges: usize,
+    /// Points latched.
+    pub points: usize,
+    /// Work is left (edges buffered or waiting in the FPGA, or a batch waits for queue room):
+    /// poll again soon.
+    pub more: bool,
+}
+
+/// Counters beyond the protocol's `Health` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Edge events lost in the FPGA (sum of sequence gaps).
+    pub lost_edges: u64,
+    /// Points whose snapshot had been overwritten (counts reported as 0).
+    pub lost_snapshots: u64,
+    /// Control frames dropped because the transmit queue was full.
+    pub tx_dropped: u64,
+    /// Polls that stopped because a batch waited for transmit-queue room.
+    pub tx_stalls: u64,
+    /// Times the next list position was needed before the host had sent it.
+    pub list_underruns: u64,
+}
+
+/// An edge whose preset comparisons are not finished (a batch was waiting for room).
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    ev: EdgeEvent,
+    x: i64,
+    jumpy: bool,
+    fired: u32,
+    snap_read: bool,
+}
+
+/// The firmware core (see the module doc).
+pub struct Firmware<SPI, DRDY> {
+    fpga: Fpga<SPI, DRDY>,
+    info: FpgaInfo,
+    settings: Settings,
+    decoder: Decoder,
+    expect_seq: u32,
+    cmp: Comparator,
+    latch: Latch,
+    config: Option<ScanConfig>,
+    state: DeviceState,
+    scan_id: u32,
+    points: u32,
+    need_base: bool,
+    quad_in_bin: bool,
+    finishing: Option<DoneReason>,
+    batch: Batcher,
+    outbox: Outbox,
+    deframer: Deframer,
+    edges: [EdgeEvent; MAX_EDGES_PER_READ],
+    edge_pos: usize,
+    edge_len: usize,
+    cur: Option<Current>,
+    snap: Snapshot,
+    point: Point,
+    now: u64,
+    last_health: u64,
+    health: Health,
+    counters: Counters,
+}
+
+impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
+    /// Checks the FPGA ID, resets it (FPGA.md §Reset sequence) and queues `DeviceInfo`.
+    pub fn new(
+        mut fpga: Fpga<SPI, DRDY>,
+        settings: Settings,
+    ) -> Result<Self, InitError<SPI, DRDY>> {
+        let (info, ab) = fpga.init()?;
+        let mut fw = Self {
+            fpga,
+            info,
+            settings,
+            decoder: Decoder::new(ab, 0),
+            expect_seq: 0,
+            cmp: Comparator::default(),
+            latch: Latch::new(info.counter_bits),
+            config: None,
+            state: DeviceState::Idle,
+            scan_id: 0,
+            points: 0,
+            need_base: false,
+            quad_in_bin: false,
+            finishing: None,
+            batch: Batcher::default(),
+            outbox: Outbox::default(),
+            deframer: Deframer::new(),
+            edges: [EdgeEvent::default(); MAX_EDGES_PER_READ],
+            edge_pos: 0,
+            edge_len: 0,
+            cur: None,
+            snap: Snapshot::default(),
+            point: Point::default(),
+            now: 0,
+            last_health: 0,
+            health: Health::default(),
+            counters: Counters::default(),
+        };
+        fw.send_control(&Message::DeviceInfo(fw.device_info()));
+        Ok(fw)
+    }
+
+    /// Identity and limits, as sent in `DeviceInfo`.
+    pub fn device_info(&self) -> DeviceInfo {
+        DeviceInfo {
+            protocol_version: PROTOCOL_VERSION,
+            fw_major: self.settings.fw_version.0,
+            fw_minor: self.settings.fw_version.1,
+            fw_patch: self.settings.fw_version.2,
+            n_channels: self.info.n_channels,
+            counter_bits: self.info.counter_bits,
+            clock_hz: u64::from(self.info.clock_hz),
+            fifo_depth: self.info.edge_fifo_depth,
+            resend_frames: RESEND_FRAMES as u32,
+            max_points: self.settings.max_points,
+            list_window: LIST_WINDOW as u32,
+        }
+    }
+
+    /// The FPGA design properties read at start-up.
+    pub fn fpga_info(&self) -> FpgaInfo {
+        self.info
+    }
+
+    /// Reads the FPGA clock (the time base to pass to [`Firmware::poll`]).
+    pub fn fpga_time(&mut self) -> Result<u64, FpgaError<SPI, DRDY>> {
+        self.fpga.read_time()
+    }
+
+    /// Host → device bytes, in chunks of any size. Complete frames are handled at once (their
+    /// replies are queued for [`Firmware::transmit`]); damaged frames are counted in `rx_errors`.
+    pub fn receive(&mut self, mut bytes: &[u8]) {
+        let mut body = [0u8; MAX_BODY];
+        loop {
+            let (len, seq, ty) = match self.deframer.feed(bytes) {
+                Feed::Consumed => return,
+                Feed::Error { remaining, .. } => {
+                    self.health.rx_errors += 1;
+                    bytes = remaining;
+                    continue;
+                }
+                Feed::Frame { frame, remaining } => {
+                    bytes = remaining;
+                    let p = frame.payload();
+                    body[..p.len()].copy_from_slice(p);
+                    (p.len(), frame.seq(), frame.msg_type())
+                }
+            };
+            self.handle(seq, ty, &body[..len]);
+        }
+    }
+
+    /// Does the device's work at device time `now_ticks` (FPGA clock): drains edge events,
+    /// decodes, compares, latches, batches, and sends health and due batches. On an FPGA error
+    /// nothing is lost: call again later.
+    pub fn poll(&mut self, now_ticks: u64) -> Result<PollStatus, FpgaError<SPI, DRDY>> {
+        self.now = now_ticks;
+        self.outbox.pump();
+        self.try_finish();
+        let points_before = self.points;
+        let mut st = PollStatus::default();
+        let mut stalled = !self.compare_current()?;
+        while !stalled && st.edges < self.settings.max_edges_per_poll {
+            if self.edge_pos == self.edge_len && !self.fetch_edges(st.edges)? {
+                break;
+            }
+            let ev = self.edges[self.edge_pos];
+            self.edge_pos += 1;
+            st.edges += 1;
+            self.decode(ev)?;
+            stalled = !self.compare_current()?;
+        }
+        if stalled {
+            self.counters.tx_stalls += 1;
+        }
+        self.try_finish();
+        if self.batch.due(now_ticks) {
+            self.batch.flush(&mut self.outbox);
+        }
+        let period = self.ticks(u64::from(self.settings.health_period_us));
+        if now_ticks.wrapping_sub(self.last_health) >= period {
+            self.send_health();
+        }
+        st.points = self.points.wrapping_sub(points_before) as usize;
+        st.more = stalled
+            || self.edge_pos < self.edge_len
+            || st.edges >= self.settings.max_edges_per_poll;
+        Ok(st)
+    }
+
+    /// Moves up to `out.len()` bytes for the serial line into `out`; returns how many.
+    pub fn transmit(&mut self, out: &mut [u8]) -> usize {
+        self.outbox.transmit(out)
+    }
+
+    /// Bytes waiting in the transmit queue.
+    pub fn tx_queued(&self) -> usize {
+        self.outbox.queued()
+    }
+
+    /// Health counters now (what the next `Health` message will carry).
+    pub fn stats(&self) -> Health {
+        let mut h = self.health;
+        h.uptime_ticks = self.now;
+        h.state = self.state;
+        h.scan_id = self.scan_id;
+        h.position = self.decoder.position();
+        h.points = self.points;
+        h.quad_errors = self.decoder.illegal();
+        h.frames_sent = self.outbox.frames_sent();
+        h.resends = self.outbox.resends();
+        h.resend_misses = self.outbox.resend_misses();
+        h
+    }
+
+    /// Counters beyond `Health`.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.tx_dropped = self.outbox.dropped();
+        c
+    }
+
+    /// Per-scan totals of each hardware channel (u64) and of live time, since the last Arm.
+    pub fn totals(&self) -> (&[u64; 32], u64) {
+        (self.latch.totals(), self.latch.live_total())
+    }
+
+    /// Current decoded position.
+    pub fn position(&self) -> i64 {
+        self.decoder.position()
+    }
+
+    /// Hands back the FPGA driver.
+    pub fn release(self) -> Fpga<SPI, DRDY> {
+        self.fpga
+    }
+
+    // ---- edges -------------------------------------------------------------------------
+
+    /// Refills the edge buffer from the FPGA; false when it has nothing.
+    fn fetch_edges(&mut self, done: usize) -> Result<bool, FpgaError<SPI, DRDY>> {
+        if !self.fpga.data_ready()? {
+            return Ok(false);
+        }
+        let level = self.fpga.read_reg(reg::EDGE_FIFO_LEVEL)? as usize;
+        let n = level
+            .min(MAX_EDGES_PER_READ)
+            .min(self.settings.max_edges_per_poll - done);
+        if n == 0 {
+            return Ok(false);
+        }
+        self.edge_len = self.fpga.read_edges(&mut self.edges[..n])?;
+        self.edge_pos = 0;
+        Ok(self.edge_len > 0)
+    }
+
+    fn armed(&self) -> bool {
+        matches!(self.state, DeviceState::Armed | DeviceState::Scanning) && self.finishing.is_none()
+    }
+
+    /// Decodes one edge; when a scan runs, makes it the current edge to compare.
+    fn decode(&mut self, ev: EdgeEvent) -> Result<(), FpgaError<SPI, DRDY>> {
+        let lost = ev.seq.wrapping_sub(self.expect_seq);
+        self.expect_seq = ev.seq.wrapping_add(1);
+        let illegal_before = self.decoder.illegal();
+        let d = if lost != 0 || ev.overrun() {
+            self.health.fifo_overruns += 1;
+            self.counters.lost_edges += u64::from(lost);
+            self.decoder.resync(ev.ab, lost)
+        } else {
+            self.decoder.step(ev.ab)
+        };
+        if self.decoder.illegal() != illegal_before {
+            self.quad_in_bin = true;
+        }
+        if !self.armed() {
+            return Ok(());
+        }
+        if self.need_base {
+            // The first bin of a scan starts at the first edge after Arm.
+            self.fpga.read_snapshot(ev.seq, &mut self.snap)?;
+            self.latch.set_base(&self.snap, ev.timestamp);
+            self.need_base = false;
+            self.quad_in_bin = false;
+        }
+        let x = self.decoder.position();
+        self.cur = Some(Current {
+            ev,
+            x,
+            jumpy: d.abs() > 1 || lost != 0,
+            fired: 0,
+            snap_read: false,
+        });
+        Ok(())
+    }
+
+    /// Fires every preset the current edge crosses. False when a batch waits for room.
+    fn compare_current(&mut self) -> Result<bool, FpgaError<SPI, DRDY>> {
+        let Some(mut cur) = self.cur else {
+            return Ok(true);
+        };
+        let jumpy = cur.jumpy || self.cmp.segment_start().abs_diff(cur.x) > 1;
+        loop {
+            match self.cmp.peek(cur.x) {
+                Next::Fire(f) => {
+                    if !self.batch.has_room() && !self.batch.flush(&mut self.outbox) {
+                        self.cur = Some(cur);
+                        return Ok(false);
+                    }
+                    if !cur.snap_read {
+                        if let Err(e) = self.fpga.read_snapshot(cur.ev.seq, &mut self.snap) {
+                            self.cur = Some(cur);
+                            return Err(e);
+                        }
+                        cur.snap_read = true;
+                    }
+                    let (live, outcome) =
+                        self.latch
+                            .latch(&self.snap, cur.ev.timestamp, &mut self.point.counts);
+                    let mut flags = 0u8;
+                    match outcome {
+                        Latched::Good(fl) => flags |= fl,
+                        Latched::Lost => {
+                            flags |= PointFlags::JUMP;
+                            self.health.fifo_overruns += 1;
+                            self.counters.lost_snapshots += 1;
+                        }
+                    }
+                    if jumpy || cur.fired > 0 {
+                        flags |= PointFlags::JUMP;
+                    }
+                    if f.negative {
+                        flags |= PointFlags::NEGATIVE;
+                    }
+                    if f.pass_start {
+                        flags |= PointFlags::PASS_START;
+                    }
+                    if self.quad_in_bin {
+                        flags |= PointFlags::QUAD_ERROR;
+                        self.quad_in_bin = false;
+                    }
+                    self.point.position = f.preset;
+                    self.point.timestamp = cur.ev.timestamp;
+                    self.point.live_time = live;
+                    self.point.flags = PointFlags(flags);
+                    // Cannot fail: has_room() guaranteed space for a worst-case point.
+                    let _ = self.batch.push(&self.point, self.now);
+                    self.cmp.commit();
+                    cur.fired += 1;
+                    if cur.fired == 2 {
+                        self.health.position_jumps += 1;
+                    }
+                    self.points = self.points.wrapping_add(1);
+                    self.state = DeviceState::Scanning;
+                }
+                Next::None => {
+                    self.cmp.settle(cur.x, false);
+                    break;
+                }
+                Next::Underrun => {
+                    self.counters.list_underruns += 1;
+                    self.cmp.settle(cur.x, true);
+                    break;
+                }
+                Next::Done => {
+                    self.cmp.settle(cur.x, false);
+                    self.finishing = Some(DoneReason::Completed);
+                    break;
+                }
+            }
+        }
+        if self.cmp.done() && self.finishing.is_none() {
+            self.finishing = Some(DoneReason::Completed);
+        }
+        self.cur = None;
+        Ok(true)
+    }
+
+    /// Ends a finished or aborted scan once its last batch is out: ScanDone, then Health.
+    fn try_finish(&mut self) {
+        let Some(reason) = self.finishing else {
+            return;
+        };
+        if !self.batch.flush(&mut self.outbox) {
+            return;
+        }
+        self.finishing = None;
+        self.cur = None;
+        self.state = DeviceState::Configured;
+        self.cmp.window.rewind();
+        self.send_control(&Message::ScanDone(ScanDone {
+            scan_id: self.scan_id,
+            total_points: self.points,
+            reason,
+            error_code: 0,
+        }));
+        self.send_health();
+    }
+
+    // ---- output ------------------------------------------------------------------------
+
+    fn send_control(&mut self, msg: &Message<'_>) {
+        self.outbox.send(msg, Class::Control);
+    }
+
+    fn send_health(&mut self) {
+        self.last_health = self.now;
+        let h = self.stats();
+        self.send_control(&Message::Health(h));
+    }
+
+    /// µs → device ticks.
+    fn ticks(&self, us: u64) -> u64 {
+        us.saturating_mul(u64::from(self.info.clock_hz)) / 1_000_000
+    }
+
+    fn reply(&mut self, r: CommandReply) {
+        if !r.is_ack() {
+            self.health.naks += 1;
+        }
+        self.send_control(&Message::CommandReply(r));
+    }
+
+    // ---- commands ----------------------------------------------------------------------
+
+    fn handle(&mut self, seq: u32, ty: u8, payload: &[u8]) {
+        let nak = |code, arg, detail: core::fmt::Arguments<'_>| {
+            CommandReply::nak(seq, ty, code, arg, detail)
+        };
+        let ack = CommandReply::ack(seq, ty);
+        let msg = match Message::parse(ty, payload) {
+            Ok(m) => m,
+            Err(ParseError::UnknownType(t)) => {
+                return self.reply(nak(
+                    NakCode::UnknownCommand,
+                    t.into(),
+                    format_args!("unknown message type {t:#04x}"),
+                ));
+            }
+            Err(e) => return self.reply(nak(NakCode::Malformed, 0, format_args!("{e}"))),
+        };
+        if msg.msg_type().is_from_device() {
+            return self.reply(nak(
+                NakCode::UnknownCommand,
+                ty.into(),
+                format_args!("{:?} is a device-to-host message", msg.msg_type()),
+            ));
+        }
+        let busy = |what: &str| {
+            CommandReply::nak(
+                seq,
+                ty,
+                NakCode::Busy,
+                0,
+                format_args!("{what} not allowed while a scan is armed or running"),
+            )
+        };
+        match msg {
+            Message::GetInfo => {
+                self.reply(ack);
+                self.send_control(&Message::DeviceInfo(self.device_info()));
+            }
+            Message::Ping { token } => {
+                self.reply(ack);
+                self.send_control(&Message::Pong {
+                    token,
+                    uptime_ticks: self.now,
+                });
+            }
+            Message::Configure(cfg) => {
+                if self.armed() || self.finishing.is_some() {
+                    return self.reply(busy("Configure"));
+                }
+                if let Err(e) = cfg.validate(self.info.n_channels, self.settings.max_points) {
+                    return self.reply(nak(
+                        NakCode::InvalidConfig,
+                        config_error_code(&e),
+                        format_args!("{e}"),
+                    ));
+                }
+                if cfg.mode == TriggerMode::List
+                    && cfg.passes > 1
+                    && cfg.count as usize > LIST_WINDOW
+                {
+                    return self.reply(nak(
+                        NakCode::InvalidConfig,
+                        config_code::LIST_TOO_LONG_FOR_PASSES,
+                        format_args!(
+                            "{} passes need the list to fit the {LIST_WINDOW}-position window",
+                            cfg.passes
+                        ),
+                    ));
+                }
+                self.cmp.configure(&cfg);
+                self.config = Some(cfg);
+                self.state = DeviceState::Configured;
+                self.reply(ack);
+            }
+            Message::PositionChunk { offset, positions } => {
+                let Some(cfg) = self.config else {
+                    return self.reply(nak(
+                        NakCode::NotConfigured,
+                        0,
+                        format_args!("PositionChunk before Configure"),
+                    ));
+                };
+                if cfg.mode != TriggerMode::List {
+                    return self.reply(nak(
+                        NakCode::BadChunk,
+                        0,
+                        format_args!("configured scan is not in list mode"),
+                    ));
+                }
+                if self.finishing.is_some() {
+                    return self.reply(busy("PositionChunk"));
+                }
+                let r = self
+                    .cmp
+                    .window
+                    .load(offset, positions.len(), positions.iter());
+                match r {
+                    Ok(free) => self.reply(CommandReply { arg: free, ..ack }),
+                    Err(ChunkError::BadOffset { expected }) => self.reply(nak(
+                        NakCode::BadChunk,
+                        expected,
+                        format_args!(
+                            "chunk at {offset} (+{}): expected offset {expected} of {}",
+                            positions.len(),
+                            cfg.count
+                        ),
+                    )),
+                    Err(ChunkError::WindowFull { free }) => self.reply(nak(
+                        NakCode::Busy,
+                        free,
+                        format_args!(
+                            "window has {free} free slots, chunk has {}",
+                            positions.len()
+                        ),
+                    )),
+                }
+            }
+            Message::Arm { scan_id } => {
+                let Some(cfg) = self.config else {
+                    return self.reply(nak(
+                        NakCode::NotConfigured,
+                        0,
+                        format_args!("Arm before Configure"),
+                    ));
+                };
+                if self.armed() || self.finishing.is_some() {
+                    return self.reply(busy("Arm"));
+                }
+                if !self.cmp.ready() {
+                    let loaded = self.cmp.window.loaded();
+                    return self.reply(nak(
+                        NakCode::ListIncomplete,
+                        loaded,
+                        format_args!(
+                            "{loaded} of the first {} list positions loaded",
+                            self.cmp.needed_to_arm()
+                        ),
+                    ));
+                }
+                self.scan_id = scan_id;
+                self.points = 0;
+                self.cmp.arm(self.decoder.position());
+                self.latch.start(cfg.channel_mask);
+                self.need_base = true;
+                self.quad_in_bin = false;
+                let latency_us = if cfg.max_latency_us == 0 {
+                    self.settings.default_latency_us
+                } else {
+                    cfg.max_latency_us
+                };
+                let latency = self.ticks(u64::from(latency_us));
+                self.batch.start(
+                    scan_id,
+                    cfg.encoding,
+                    cfg.channel_mask,
+                    cfg.max_batch_points,
+                    latency,
+                );
+                self.state = DeviceState::Armed;
+                self.reply(ack);
+                self.send_control(&Message::ScanArmed(ScanArmed {
+                    scan_id,
+                    config: cfg,
+                }));
+            }
+            Message::Abort => {
+                if self.armed() {
+                    self.finishing = Some(DoneReason::Aborted);
+                    self.cur = None;
+                }
+                self.reply(ack);
+                self.try_finish();
+            }
+            Message::ResendRequest {
+                first_seq,
+                last_seq,
+            } => {
+                let o = self.outbox.request_resend(first_seq, last_seq);
+                if !o.queued {
+                    self.reply(nak(
+                        NakCode::Busy,
+                        0,
+                        format_args!("too many resend requests waiting"),
+                    ));
+                } else if o.misses > 0 {
+                    self.reply(nak(
+                        NakCode::ResendUnavailable,
+                        o.oldest,
+                        format_args!(
+                            "{} of the frames are gone; oldest held is {}",
+                            o.misses, o.oldest
+                        ),
+                    ));
+                } else {
+                    self.reply(ack);
+                }
+            }
+            // Device → host types were refused above.
+            _ => self.reply(nak(
+                NakCode::UnknownCommand,
+                ty.into(),
+                format_args!("not a host command"),
+            )),
+        }
+    }
+}
+
+/// Maps a configuration error to its `InvalidConfig` argument ([`config_code`]).
+pub fn config_error_code(e: &ConfigError) -> u32 {
+    match e {
+        ConfigError::ZeroCount => config_code::ZERO_COUNT,
+        ConfigError::TooManyPoints { .. } => config_code::TOO_MANY_POINTS,
+        ConfigError::ZeroStep => config_code::ZERO_STEP,
+        ConfigError::NoChannels => config_code::NO_CHANNELS,
+        ConfigError::ChannelMissing { .. } => config_code::CHANNEL_MISSING,
+        ConfigError::BadPasses { .. } => config_code::BAD_PASSES,
+        ConfigError::PositionOverflow => config_code::POSITION_OVERFLOW,
+        _ => config_code::OTHER,
+    }
+}
