@@ -2,6 +2,11 @@
 //! host driver → real IOC → independent CA clients) and compares what comes out with the
 //! simulator's ground truth. Also home of the demo (`flyscan-demo`).
 
+pub mod ca;
+pub mod chain;
+pub mod compare;
 pub mod plot;
+pub mod procs;
 pub mod scan_table;
+pub mod truth;
 pub mod xdi;

@@ -17,7 +17,13 @@ fn register_fonts() {
 }
 
 /// Draws every channel of `table` into a PNG at `path` (`width` × `height` pixels).
-pub fn plot_png(table: &ScanTable, title: &str, path: &Path, width: u32, height: u32) -> Result<(), String> {
+pub fn plot_png(
+    table: &ScanTable,
+    title: &str,
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), String> {
     table.check_shape()?;
     if table.is_empty() {
         return Err("nothing to plot: the scan has no point".into());
@@ -29,13 +35,19 @@ pub fn plot_png(table: &ScanTable, title: &str, path: &Path, width: u32, height:
     };
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| e.to_string())?;
     let n = table.channels.len().max(1);
     let cols = if n > 4 { 2 } else { 1 };
     let rows = n.div_ceil(cols);
     let panels = root.split_evenly((rows, cols));
     let (xmin, xmax) = range(x);
-    for (i, (panel, (name, ys))) in panels.iter().zip(table.channel_names.iter().zip(&table.channels)).enumerate() {
+    for (i, (panel, (name, ys))) in panels
+        .iter()
+        .zip(table.channel_names.iter().zip(&table.channels))
+        .enumerate()
+    {
         let (ymin, ymax) = range(ys);
         let mut chart = ChartBuilder::on(panel)
             .margin(6)
@@ -54,10 +66,14 @@ pub fn plot_png(table: &ScanTable, title: &str, path: &Path, width: u32, height:
             .map_err(|e| e.to_string())?;
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(x.iter().copied().zip(ys.iter().copied()), color.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                x.iter().copied().zip(ys.iter().copied()),
+                color.stroke_width(1),
+            ))
             .map_err(|e| e.to_string())?;
     }
-    root.present().map_err(|e| format!("writing {}: {e}", path.display()))?;
+    root.present()
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -66,7 +82,9 @@ fn range(v: &[f64]) -> (f64, f64) {
     let (lo, hi) = v
         .iter()
         .filter(|x| x.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -91,7 +109,12 @@ mod tests {
             energy_ev: Some(e.clone()),
             timestamp_s: e.iter().map(|_| 0.0).collect(),
             live_time_s: e.iter().map(|_| 0.001).collect(),
-            channels: vec![e.iter().map(|x| (x / 10.0).sin() * 100.0 + 1000.0).collect(), vec![5.0; n]],
+            channels: vec![
+                e.iter()
+                    .map(|x| (x / 10.0).sin() * 100.0 + 1000.0)
+                    .collect(),
+                vec![5.0; n],
+            ],
             channel_names: vec!["i0".into(), "flat".into()],
         };
         let dir = std::env::temp_dir().join(format!("flyscan-plot-{}", std::process::id()));
@@ -100,7 +123,11 @@ mod tests {
         plot_png(&t, "test", &path, 640, 480).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(bytes.len() > 2000, "a plot with lines and labels, got {} bytes", bytes.len());
+        assert!(
+            bytes.len() > 2000,
+            "a plot with lines and labels, got {} bytes",
+            bytes.len()
+        );
         if std::env::var_os("FLYSCAN_KEEP_PLOT").is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -108,7 +135,14 @@ mod tests {
 
     #[test]
     fn empty_scan_is_an_error() {
-        let err = plot_png(&ScanTable::default(), "x", Path::new("/nonexistent/x.png"), 10, 10).unwrap_err();
+        let err = plot_png(
+            &ScanTable::default(),
+            "x",
+            Path::new("/nonexistent/x.png"),
+            10,
+            10,
+        )
+        .unwrap_err();
         assert!(err.contains("no point"));
     }
 }

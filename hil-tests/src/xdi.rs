@@ -98,7 +98,12 @@ mod tests {
     #[test]
     fn header_columns_and_rows() {
         let mut out = Vec::new();
-        let meta = XdiMeta { element: Some("Cu".into()), edge: Some("K".into()), d_spacing: Some(3.1356), ..Default::default() };
+        let meta = XdiMeta {
+            element: Some("Cu".into()),
+            edge: Some("K".into()),
+            d_spacing: Some(3.1356),
+            ..Default::default()
+        };
         write_xdi(&table(), &meta, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -107,9 +112,16 @@ mod tests {
         assert!(text.contains("# Column.6: itrans counts"));
         assert!(text.contains("# Element.symbol: Cu"));
         assert!(text.contains("# Mono.d_spacing: 3.1356"));
-        let data: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with('#')).collect();
+        let data: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
         assert_eq!(data.len(), 2);
-        let first: Vec<f64> = data[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let first: Vec<f64> = data[0]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
         assert_eq!(first, vec![8979.0, 100.0, 0.001, 0.001, 1000.0, 500.0]);
     }
 
