@@ -1,0 +1,139 @@
+//! Pipeline benchmarks against a real soft IOC (prints numbers; see BENCHMARKS.host.md):
+//! 1. latency from a batch frame written to the pty to the value seen by a CA monitor;
+//! 2. sustained points/s for 8 channels × 100 000 points, and the driver's peak RSS.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::*;
+use flyscan_host::ioc::{IocOptions, SoftIoc};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn arm(ioc: &SoftIoc, count: u32, mask: u32, encoding: &str) {
+    let p = ioc.prefix().to_owned();
+    for (pv, v) in [
+        ("Mode", "0".to_owned()),
+        ("Start", "0".to_owned()),
+        ("Step", "5".to_owned()),
+        ("NPoints", count.to_string()),
+        ("ChannelMask", mask.to_string()),
+        ("Encoding", encoding.to_owned()),
+    ] {
+        caput(ioc, &format!("{p}{pv}"), &v);
+    }
+    caput(ioc, &format!("{p}Arm"), "1");
+}
+
+fn wait_done(ioc: &SoftIoc, d: &Driver) {
+    wait_for(300, "Done", Some(d), || {
+        (caget(ioc, &format!("{}Status", ioc.prefix()))[0] == 3.0).then_some(())
+    });
+}
+
+fn latency() {
+    let ioc = SoftIoc::start(IocOptions::new("BL:", 8, 10_000)).unwrap();
+    let dev = FakeDevice::start(DevOptions {
+        batch_points: 1,
+        batch_interval: Duration::from_millis(20),
+        info: flyscan_protocol::DeviceInfo {
+            n_channels: 8,
+            ..DevOptions::default().info
+        },
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_for(20, "connected", Some(&d), || {
+        (caget(&ioc, "BL:Connected")[0] == 1.0).then_some(())
+    });
+    let n = 300;
+    let mon = PyMonitor::start(
+        &ioc,
+        "monitor_times",
+        "BL:NumCaptured",
+        f64::from(n) * 0.02 + 3.0,
+    );
+    arm(&ioc, n, 0xff, "0");
+    wait_done(&ioc, &d);
+    let seen = mon.finish();
+    let sent = dev.stats().batch_times;
+    let mut lat = Vec::new();
+    for e in seen.as_array().unwrap() {
+        let v = e[0].as_f64().unwrap_or(0.0) as u32;
+        let t = e[1].as_f64().unwrap();
+        if let Some((_, st)) = sent.iter().find(|(k, _)| *k == v) {
+            let ts = st.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+            lat.push((t - ts) * 1000.0);
+        }
+    }
+    println!(
+        "latency (frame written -> CA monitor of NumCaptured), {} updates of {n} points: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+}
+
+fn throughput(encoding: &str) {
+    let npts = 100_000u32;
+    let ioc = SoftIoc::start(IocOptions::new("BT:", 8, npts as usize)).unwrap();
+    let dev = FakeDevice::start(DevOptions {
+        batch_points: 0,
+        batch_interval: Duration::ZERO,
+        info: flyscan_protocol::DeviceInfo {
+            n_channels: 8,
+            resend_frames: 4096,
+            ..DevOptions::default().info
+        },
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_for(20, "connected", Some(&d), || {
+        (caget(&ioc, "BT:Connected")[0] == 1.0).then_some(())
+    });
+    let t0 = Instant::now();
+    arm(&ioc, npts, 0xff, encoding);
+    wait_done(&ioc, &d);
+    let secs = t0.elapsed().as_secs_f64();
+    let captured = caget(&ioc, "BT:NumCaptured")[0];
+    let lost = caget(&ioc, "BT:LostPoints")[0];
+    let resends = caget(&ioc, "BT:Resends")[0];
+    let link_errors = caget(&ioc, "BT:LinkErrors")[0];
+    let raw = f64::from(npts) * (21.0 + 4.0 * 8.0);
+    let rss = d.peak_rss() as f64;
+    if let Ok(dir) = std::env::var("FLYSCAN_BENCH_LOG") {
+        let _ = std::fs::write(format!("{dir}/driver-{encoding}.log"), d.log_text());
+    }
+    println!(
+        "throughput ({}, 8 ch, {npts} points): {:.0} points/s (arm to Status=Done {:.2} s, incl. ~0.3 s of caput), captured {captured}, lost {lost}, resend requests {resends}, link errors {link_errors}; driver peak RSS {:.1} MB (budget 2 x {:.1} MB raw + 32 MB = {:.1} MB)",
+        if encoding == "0" { "compact" } else { "raw" },
+        f64::from(npts) / secs,
+        secs,
+        rss / 1e6,
+        raw / 1e6,
+        (2.0 * raw + 32e6) / 1e6
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs benches as tests with no arguments to measure; skip then.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let only = std::env::var("FLYSCAN_BENCH").unwrap_or_default();
+    if only.is_empty() || only == "latency" {
+        latency();
+    }
+    if only.is_empty() || only == "compact" {
+        throughput("0");
+    }
+    if only.is_empty() || only == "raw" {
+        throughput("1");
+    }
+}

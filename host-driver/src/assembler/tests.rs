@@ -1,0 +1,291 @@
+//! Assembler tests: byte streams made with the protocol crate, no sockets.
+
+use super::*;
+use flyscan_protocol::limits::MAX_ENCODED_FRAME;
+use flyscan_protocol::{BatchWriter, DoneReason, Encoding, PointBatch, PointFlags, ScanConfig};
+
+const RESEND: u32 = 8;
+
+fn info() -> DeviceInfo {
+    DeviceInfo {
+        protocol_version: 1,
+        n_channels: 2,
+        clock_hz: 1000,
+        resend_frames: RESEND,
+        max_points: 1000,
+        list_window: 16,
+        ..Default::default()
+    }
+}
+
+fn frame(seq: u32, msg: &Message<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; MAX_ENCODED_FRAME];
+    let n = msg.encode_frame(seq, &mut out).expect("encode");
+    out.truncate(n);
+    out
+}
+
+fn point(i: u32) -> Point {
+    let mut p = Point {
+        position: i64::from(i) * 3,
+        timestamp: u64::from(i) * 10,
+        live_time: 9,
+        flags: PointFlags(0),
+        counts: Default::default(),
+    };
+    let _ = p.counts.push(i);
+    let _ = p.counts.push(i + 1);
+    p
+}
+
+fn batch(seq: u32, scan_id: u32, first: u32, n: u32) -> Vec<u8> {
+    let mut w = BatchWriter::new(Encoding::Compact, 0b11, 0);
+    for i in first..first + n {
+        w.push(&point(i)).expect("push");
+    }
+    frame(
+        seq,
+        &Message::PointBatch(PointBatch::from_writer(scan_id, first, &w)),
+    )
+}
+
+fn armed(seq: u32, scan_id: u32) -> Vec<u8> {
+    frame(
+        seq,
+        &Message::ScanArmed(ScanArmed {
+            scan_id,
+            config: ScanConfig {
+                count: 10,
+                channel_mask: 0b11,
+                ..Default::default()
+            },
+        }),
+    )
+}
+
+fn done(seq: u32, scan_id: u32, total: u32) -> Vec<u8> {
+    frame(
+        seq,
+        &Message::ScanDone(ScanDone {
+            scan_id,
+            total_points: total,
+            reason: DoneReason::Completed,
+            error_code: 0,
+        }),
+    )
+}
+
+fn nak_unavailable(seq: u32, oldest: u32) -> Vec<u8> {
+    frame(
+        seq,
+        &Message::CommandReply(CommandReply::nak(
+            0,
+            MessageType::ResendRequest as u8,
+            NakCode::ResendUnavailable,
+            oldest,
+            format_args!("gone"),
+        )),
+    )
+}
+
+fn synced(now: Instant, seq: u32) -> Assembler {
+    let mut a = Assembler::default();
+    let mut ev = Vec::new();
+    a.tick(now, &mut ev);
+    assert_eq!(ev, vec![Event::Send(HostMessage::GetInfo)]);
+    ev.clear();
+    a.push_bytes(&frame(seq, &Message::DeviceInfo(info())), now, &mut ev);
+    // Look-back recovery asks for the ring before the DeviceInfo; pretend it is empty.
+    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
+        first_seq: seq.wrapping_sub(RESEND),
+        last_seq: seq.wrapping_sub(1)
+    })));
+    ev.clear();
+    a.push_bytes(&nak_unavailable(seq.wrapping_add(1), seq), now, &mut ev);
+    assert!(!a.has_gap());
+    a
+}
+
+fn batches(ev: &[Event]) -> Vec<(u32, usize)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Batch(b) => Some((b.first_index, b.points.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stream_in_any_chunking_gives_ordered_events() {
+    let t = Instant::now();
+    let mut a = synced(t, 100);
+    let mut bytes = armed(102, 5);
+    bytes.extend(batch(103, 5, 0, 4));
+    bytes.extend(batch(104, 5, 4, 6));
+    bytes.extend(done(105, 5, 10));
+    let mut ev = Vec::new();
+    for chunk in bytes.chunks(7) {
+        a.push_bytes(chunk, t, &mut ev);
+    }
+    assert!(matches!(
+        ev[0],
+        Event::ScanArmed(ScanArmed { scan_id: 5, .. })
+    ));
+    assert_eq!(batches(&ev), vec![(0, 4), (4, 6)]);
+    assert!(matches!(
+        ev.last(),
+        Some(Event::ScanDone(ScanDone {
+            total_points: 10,
+            ..
+        }))
+    ));
+    assert_eq!(a.stats().link_errors, 0);
+}
+
+#[test]
+fn gap_is_requested_and_resend_restores_order() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    a.push_bytes(&armed(2, 1), t, &mut ev);
+    a.push_bytes(&batch(3, 1, 0, 2), t, &mut ev);
+    // Frame 4 is dropped on the line.
+    ev.clear();
+    a.push_bytes(&batch(5, 1, 4, 2), t, &mut ev);
+    assert_eq!(batches(&ev), vec![]);
+    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
+        first_seq: 4,
+        last_seq: 4
+    })));
+    ev.clear();
+    a.push_bytes(&batch(4, 1, 2, 2), t, &mut ev);
+    assert_eq!(batches(&ev), vec![(2, 2), (4, 2)]);
+    // A second copy of the resent frame is a duplicate.
+    ev.clear();
+    a.push_bytes(&batch(4, 1, 2, 2), t, &mut ev);
+    assert_eq!(batches(&ev), vec![]);
+    assert_eq!(a.stats().duplicates, 1);
+}
+
+#[test]
+fn nak_resend_unavailable_declares_frames_lost() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    a.push_bytes(&armed(2, 1), t, &mut ev);
+    a.push_bytes(&batch(5, 1, 4, 2), t, &mut ev);
+    ev.clear();
+    a.push_bytes(&nak_unavailable(6, 5), t, &mut ev);
+    assert!(ev.contains(&Event::FramesLost {
+        first_seq: 3,
+        count: 2
+    }));
+    assert_eq!(batches(&ev), vec![(4, 2)]);
+}
+
+#[test]
+fn corrupt_bytes_are_counted_and_data_survives() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    let mut bad = batch(2, 1, 0, 3);
+    bad[5] ^= 0x40;
+    a.push_bytes(&bad, t, &mut ev);
+    assert_eq!(a.stats().link_errors, 1);
+    a.push_bytes(&batch(3, 1, 3, 3), t, &mut ev);
+    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
+        first_seq: 2,
+        last_seq: 2
+    })));
+    ev.clear();
+    a.push_bytes(&batch(2, 1, 0, 3), t, &mut ev);
+    assert_eq!(batches(&ev), vec![(0, 3), (3, 3)]);
+}
+
+#[test]
+fn startup_mid_scan_recovers_from_scan_armed() {
+    let t = Instant::now();
+    let mut a = Assembler::default();
+    let mut ev = Vec::new();
+    a.tick(t, &mut ev);
+    // Frames of a running scan arrive before the DeviceInfo: dropped for now.
+    a.push_bytes(&batch(41, 9, 2, 2), t, &mut ev);
+    ev.clear();
+    a.push_bytes(&frame(42, &Message::DeviceInfo(info())), t, &mut ev);
+    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
+        first_seq: 34,
+        last_seq: 41
+    })));
+    // The device holds 39..41: ScanArmed at 39, batches at 40 and 41.
+    ev.clear();
+    a.push_bytes(&nak_unavailable(43, 39), t, &mut ev);
+    a.push_bytes(&armed(39, 9), t, &mut ev);
+    a.push_bytes(&batch(40, 9, 0, 2), t, &mut ev);
+    a.push_bytes(&batch(41, 9, 2, 2), t, &mut ev);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ScanArmed(ScanArmed { scan_id: 9, .. })))
+    );
+    assert_eq!(batches(&ev), vec![(0, 2), (2, 2)]);
+}
+
+#[test]
+fn unanswered_resends_give_up_after_retries() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    a.push_bytes(&batch(3, 1, 2, 2), t, &mut ev);
+    let mut now = t;
+    let mut requests = 0;
+    let mut lost = None;
+    for _ in 0..20 {
+        now += Duration::from_millis(300);
+        ev.clear();
+        a.tick(now, &mut ev);
+        requests += ev
+            .iter()
+            .filter(|e| matches!(e, Event::Send(HostMessage::ResendRequest { .. })))
+            .count();
+        if let Some(Event::FramesLost { count, .. }) =
+            ev.iter().find(|e| matches!(e, Event::FramesLost { .. }))
+        {
+            lost = Some(*count);
+            assert_eq!(batches(&ev), vec![(2, 2)]);
+            break;
+        }
+    }
+    assert_eq!(lost, Some(1));
+    assert_eq!(
+        requests, 3,
+        "first request came with the frame, three retries follow"
+    );
+}
+
+#[test]
+fn device_restart_resyncs() {
+    let t = Instant::now();
+    let mut a = synced(t, 5000);
+    let mut ev = Vec::new();
+    a.push_bytes(&frame(0, &Message::DeviceInfo(info())), t, &mut ev);
+    assert!(ev.contains(&Event::DeviceRestarted));
+    ev.clear();
+    a.push_bytes(&armed(1, 3), t, &mut ev);
+    assert!(ev.iter().any(|e| matches!(e, Event::ScanArmed(_))));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    let mut x: u32 = 12345;
+    let junk: Vec<u8> = (0..20000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    a.push_bytes(&junk, t, &mut ev);
+    a.tick(t + Duration::from_secs(5), &mut ev);
+    assert!(a.stats().link_errors > 0);
+}

@@ -1,0 +1,364 @@
+//! End-to-end: fake device on a pty → driver binary → soft IOC, read back with `caget` (C) and
+//! pyepics. Each test has its own IOC port and pty.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::single_range_in_vec_init,
+    missing_docs
+)]
+
+mod common;
+use common::*;
+use flyscan_protocol::{Direction, Encoding, ScanConfig, TriggerMode};
+
+fn ssc(count: u32, mask: u32) -> ScanConfig {
+    ScanConfig {
+        mode: TriggerMode::StartStepCount,
+        direction: Direction::Positive,
+        encoding: Encoding::Compact,
+        start: -1000,
+        step: 3,
+        count,
+        passes: 1,
+        channel_mask: mask,
+        max_batch_points: 0,
+        max_latency_us: 0,
+    }
+}
+
+fn set_ssc(ioc: &flyscan_host::ioc::SoftIoc, cfg: &ScanConfig) {
+    let p = ioc.prefix().to_owned();
+    caput(ioc, &format!("{p}Mode"), "0");
+    caput(ioc, &format!("{p}Start"), &cfg.start.to_string());
+    caput(ioc, &format!("{p}Step"), &cfg.step.to_string());
+    caput(ioc, &format!("{p}NPoints"), &cfg.count.to_string());
+    caput(
+        ioc,
+        &format!("{p}ChannelMask"),
+        &cfg.channel_mask.to_string(),
+    );
+}
+
+fn status(ioc: &flyscan_host::ioc::SoftIoc) -> u32 {
+    caget(ioc, &format!("{}Status", ioc.prefix()))[0] as u32
+}
+
+fn scalar(ioc: &flyscan_host::ioc::SoftIoc, name: &str) -> f64 {
+    caget(ioc, &format!("{}{name}", ioc.prefix()))[0]
+}
+
+/// Waits until the driver has the device (Connected = 1).
+fn wait_connected(ioc: &flyscan_host::ioc::SoftIoc, d: &Driver) {
+    wait_for(20, "Connected", Some(d), || {
+        (scalar(ioc, "Connected") == 1.0).then_some(())
+    });
+    wait_for(20, "NumChannels", Some(d), || {
+        (scalar(ioc, "NumChannels") == 4.0).then_some(())
+    });
+}
+
+fn check_exact(
+    ioc: &flyscan_host::ioc::SoftIoc,
+    cfg: &ScanConfig,
+    list: &[i64],
+    n: u32,
+    lost: &[std::ops::Range<usize>],
+) {
+    let p = ioc.prefix().to_owned();
+    let mut e = expected(cfg, list, n);
+    let blank = |v: &mut Vec<f64>| {
+        for r in lost {
+            for i in r.clone() {
+                v[i] = f64::NAN;
+            }
+        }
+    };
+    blank(&mut e.position);
+    blank(&mut e.timestamp);
+    blank(&mut e.live_time);
+    for c in e.channels.iter_mut().filter(|c| !c.is_empty()) {
+        blank(c);
+    }
+    // C client.
+    assert_same(
+        &caget_array(ioc, &format!("{p}Position")),
+        &e.position,
+        "Position (caget)",
+    );
+    assert_same(
+        &caget_array(ioc, &format!("{p}Timestamp")),
+        &e.timestamp,
+        "Timestamp (caget)",
+    );
+    assert_same(
+        &caget_array(ioc, &format!("{p}LiveTime")),
+        &e.live_time,
+        "LiveTime (caget)",
+    );
+    // pyepics.
+    let mut pvs = vec![format!("{p}Position"), format!("{p}Timestamp")];
+    for ch in 0..4 {
+        pvs.push(format!("{p}CH{ch}"));
+    }
+    let got = pyget(ioc, &pvs);
+    assert_same(&json_f64s(&got[&pvs[0]]), &e.position, "Position (pyepics)");
+    assert_same(
+        &json_f64s(&got[&pvs[1]]),
+        &e.timestamp,
+        "Timestamp (pyepics)",
+    );
+    for ch in 0..4usize {
+        let py = json_f64s(&got[&pvs[2 + ch]]);
+        let c = caget_array(ioc, &format!("{p}CH{ch}"));
+        if cfg.channel_mask & (1 << ch) != 0 {
+            assert_same(&py, &e.channels[ch], &format!("CH{ch} (pyepics)"));
+            assert_same(&c, &e.channels[ch], &format!("CH{ch} (caget)"));
+        } else {
+            assert!(
+                c.is_empty(),
+                "disabled CH{ch} is empty, got {} values",
+                c.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn scan_waveforms_exact_live_and_status() {
+    let ioc = start_ioc(&unique_prefix("A"), 10_000);
+    let dev = FakeDevice::start(DevOptions::default());
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let p = ioc.prefix().to_owned();
+    assert_eq!(caget_text(&ioc, &format!("{p}FirmwareVersion")), "1.2.3");
+    let cfg = ssc(2000, 0b1011);
+    set_ssc(&ioc, &cfg);
+    let lengths = PyMonitor::start(&ioc, "monitor", &format!("{p}CH0"), 4.0);
+    let states = PyMonitor::start(&ioc, "monitor_values", &format!("{p}Status"), 4.0);
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(20, "Status Done", Some(&d), || {
+        (status(&ioc) == 3).then_some(())
+    });
+    let lengths = json_f64s(&lengths.finish());
+    let states = json_f64s(&states.finish());
+    check_exact(&ioc, &cfg, &[], 2000, &[]);
+    // NORD grew during the scan: several distinct increasing lengths before the final one.
+    let growing: Vec<f64> = lengths
+        .iter()
+        .copied()
+        .filter(|&l| l > 1.0 && l < 2000.0)
+        .collect();
+    assert!(
+        growing.len() >= 3,
+        "live updates seen by the monitor: {lengths:?}"
+    );
+    assert!(
+        lengths
+            .windows(2)
+            .filter(|w| w[0] > 1.0)
+            .all(|w| w[1] >= w[0]),
+        "lengths only grow: {lengths:?}"
+    );
+    assert_eq!(lengths.last().copied(), Some(2000.0));
+    // Status went Armed → Scanning → Done.
+    let pos = |v: f64| states.iter().position(|&s| s == v);
+    assert!(
+        pos(1.0) < pos(2.0) && pos(2.0) < pos(3.0),
+        "status sequence {states:?}"
+    );
+    assert_eq!(scalar(&ioc, "NumCaptured"), 2000.0);
+    assert_eq!(scalar(&ioc, "NumExpected"), 2000.0);
+    assert_eq!(scalar(&ioc, "LostPoints"), 0.0);
+    assert_eq!(scalar(&ioc, "Arm"), 0.0);
+    assert_eq!(scalar(&ioc, "Busy"), 0.0);
+    assert_eq!(scalar(&ioc, "QuadErrors"), 7.0);
+    assert_eq!(dev.stats().arms, 1);
+}
+
+fn message(ioc: &flyscan_host::ioc::SoftIoc) -> String {
+    caget_text(ioc, &format!("{}StatusMessage", ioc.prefix()))
+}
+
+/// Arms with `setup` applied and expects Status = Error with `needle` in the message.
+fn expect_refused(
+    ioc: &flyscan_host::ioc::SoftIoc,
+    d: &Driver,
+    setup: &[(&str, &str)],
+    needle: &str,
+) {
+    let p = ioc.prefix().to_owned();
+    for (pv, v) in setup {
+        caput(ioc, &format!("{p}{pv}"), v);
+    }
+    caput(ioc, &format!("{p}Arm"), "1");
+    wait_for(20, &format!("error mentioning {needle:?}"), Some(d), || {
+        (status(ioc) == 5 && message(ioc).contains(needle)).then_some(())
+    });
+    wait_for(20, "Arm back to 0", Some(d), || {
+        (scalar(ioc, "Arm") == 0.0).then_some(())
+    });
+}
+
+#[test]
+fn bad_input_is_refused_without_touching_the_device() {
+    let ioc = start_ioc(&unique_prefix("B"), 1000);
+    let dev = FakeDevice::start(DevOptions {
+        hold: true,
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let ok = [
+        ("Mode", "0"),
+        ("NPoints", "10"),
+        ("Step", "1"),
+        ("ChannelMask", "1"),
+        ("Passes", "1"),
+    ];
+    let with = |k: &'static str, v: &'static str| -> Vec<(&'static str, &'static str)> {
+        ok.iter()
+            .map(|&(a, b)| if a == k { (a, v) } else { (a, b) })
+            .collect()
+    };
+    expect_refused(
+        &ioc,
+        &d,
+        &with("NPoints", "0"),
+        "NPoints must be at least 1 (got 0)",
+    );
+    expect_refused(
+        &ioc,
+        &d,
+        &with("NPoints", "-5"),
+        "NPoints must be at least 1 (got -5)",
+    );
+    expect_refused(&ioc, &d, &with("NPoints", "5000"), "exceed");
+    expect_refused(&ioc, &d, &with("Step", "0"), "Step");
+    expect_refused(&ioc, &d, &with("Step", "1.5"), "whole number");
+    expect_refused(&ioc, &d, &with("ChannelMask", "0"), "ChannelMask");
+    expect_refused(&ioc, &d, &with("ChannelMask", "16"), "channel mask");
+    expect_refused(&ioc, &d, &with("Passes", "2"), "passes");
+    expect_refused(&ioc, &d, &with("Mode", "1"), "Positions is empty");
+    assert_eq!(dev.stats().configures, 0, "nothing was sent to the device");
+    assert_eq!(dev.stats().arms, 0);
+    // A valid scan, held on the device; arming again while armed is refused.
+    for (pv, v) in ok {
+        caput(&ioc, &format!("{}{pv}", ioc.prefix()), v);
+    }
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "Armed", Some(&d), || (status(&ioc) == 1).then_some(()));
+    assert_eq!(scalar(&ioc, "Busy"), 1.0);
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "already-armed error", Some(&d), || {
+        (status(&ioc) == 5 && message(&ioc).contains("already armed")).then_some(())
+    });
+    assert_eq!(dev.stats().arms, 1, "the second Arm was not sent");
+    assert_eq!(scalar(&ioc, "Arm"), 1.0, "Arm stays 1 while the scan runs");
+    // The scan still completes and the driver is fine.
+    dev.release.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for(20, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    assert_eq!(scalar(&ioc, "NumCaptured"), 10.0);
+    assert_eq!(scalar(&ioc, "Arm"), 0.0);
+}
+
+#[test]
+fn dropped_frame_is_resent_and_data_stays_exact() {
+    let ioc = start_ioc(&unique_prefix("C"), 5000);
+    let dev = FakeDevice::start(DevOptions {
+        drop_once: [3, 10].into_iter().collect(),
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let cfg = ssc(1000, 0b0011);
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    check_exact(&ioc, &cfg, &[], 1000, &[]);
+    assert_eq!(scalar(&ioc, "LostPoints"), 0.0);
+    assert!(scalar(&ioc, "Resends") >= 2.0, "resend requests counted");
+    assert!(dev.stats().resend_requests.len() >= 2);
+}
+
+#[test]
+fn unavailable_frames_give_exact_lost_points() {
+    let ioc = start_ioc(&unique_prefix("D"), 5000);
+    let dev = FakeDevice::start(DevOptions {
+        unavailable: [4].into_iter().collect(),
+        batch_points: 40,
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let cfg = ssc(800, 0b0101);
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    // Batch 4 held points 160..200.
+    assert_eq!(scalar(&ioc, "LostPoints"), 40.0);
+    assert_eq!(scalar(&ioc, "NumCaptured"), 760.0);
+    let lost = vec![160..200];
+    check_exact(&ioc, &cfg, &[], 800, &lost);
+}
+
+#[test]
+fn corrupted_bytes_count_link_errors_and_data_survives() {
+    let ioc = start_ioc(&unique_prefix("E"), 5000);
+    let dev = FakeDevice::start(DevOptions {
+        corrupt_once: [2, 5, 9].into_iter().collect(),
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let before = scalar(&ioc, "LinkErrors");
+    let cfg = ssc(1000, 0b1111);
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    assert_eq!(scalar(&ioc, "LinkErrors") - before, 3.0);
+    assert_eq!(scalar(&ioc, "LostPoints"), 0.0);
+    check_exact(&ioc, &cfg, &[], 1000, &[]);
+}
+
+#[test]
+fn list_mode_streams_positions_and_ioc_restart_republishes() {
+    let mut ioc = start_ioc(&unique_prefix("F"), 5000);
+    let dev = FakeDevice::start(DevOptions::default());
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let list: Vec<i64> = (0..600).map(|i| i * i - 7 * i + 3).collect();
+    let cfg = ScanConfig {
+        mode: TriggerMode::List,
+        count: 600,
+        channel_mask: 0b0110,
+        encoding: Encoding::Raw,
+        ..ssc(600, 0b0110)
+    };
+    let p = ioc.prefix().to_owned();
+    caput_array(
+        &ioc,
+        &format!("{p}Positions"),
+        &list.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+    );
+    caput(&ioc, &format!("{p}Mode"), "1");
+    caput(&ioc, &format!("{p}Encoding"), "1");
+    caput(&ioc, &format!("{p}ChannelMask"), "6");
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(20, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    assert_eq!(dev.stats().list, list, "device got the whole list");
+    assert!(dev.stats().chunks >= 3, "list sent in chunks");
+    assert_eq!(
+        dev.stats().configs.last().map(|c| c.encoding),
+        Some(Encoding::Raw)
+    );
+    check_exact(&ioc, &cfg, &list, 600, &[]);
+    // The IOC restarts with empty records; the driver reconnects and publishes again.
+    ioc.restart().expect("restart IOC");
+    wait_for(30, "republished Status", Some(&d), || {
+        (status(&ioc) == 3).then_some(())
+    });
+    wait_for(30, "republished waveforms", Some(&d), || {
+        (caget(&ioc, &format!("{p}Position.NORD"))[0] == 600.0).then_some(())
+    });
+    check_exact(&ioc, &cfg, &list, 600, &[]);
+}
