@@ -35,4 +35,4 @@ pub use message::{
     CommandReply, DeviceInfo, DeviceState, DoneReason, Health, Message, NakCode, PointBatch,
     ScanArmed, ScanDone,
 };
-pub use point::{BatchWriter, Encoding, Point, PointFlags, PointIter};
+pub use point::{BatchWriter, Encoding, Point, PointFlags, PointIter, PointView};
