@@ -113,6 +113,42 @@ pub struct BatchWriter {
     pred: Predictor,
 }
 
+/// Writes one point into `out` (which must hold it) against the predictor `pred`; returns its
+/// length. Does not touch the predictor.
+fn encode_point(
+    pred: &Predictor,
+    encoding: Encoding,
+    p: &Point,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let mut c = Cursor::new(out);
+    match encoding {
+        Encoding::Raw => {
+            c.i64(p.position)?;
+            c.u64(p.timestamp)?;
+            c.u32(p.live_time)?;
+            c.u8(p.flags.0)?;
+            for &v in &p.counts {
+                c.u32(v)?;
+            }
+        }
+        Encoding::Compact => {
+            c.u8(p.flags.0)?;
+            let dpos = p.position.wrapping_sub(pred.pos);
+            c.varint(varint::zigzag(dpos.wrapping_sub(pred.dpos)))?;
+            let dts = p.timestamp.wrapping_sub(pred.ts);
+            c.varint(varint::zigzag(dts.wrapping_sub(pred.dts) as i64))?;
+            c.varint(varint::zigzag(
+                i64::from(p.live_time) - i64::from(pred.live),
+            ))?;
+            for (&v, &prev) in p.counts.iter().zip(&pred.counts) {
+                c.varint(varint::zigzag(i64::from(v) - i64::from(prev)))?;
+            }
+        }
+    }
+    Ok(c.position())
+}
+
 impl BatchWriter {
     /// An empty batch for `channel_mask` in `encoding`, holding at most `max_points` points
     /// (0 = as many as fit; never more than [`crate::limits::MAX_BATCH_POINTS`]).
@@ -191,53 +227,41 @@ impl BatchWriter {
                 available: self.len,
             });
         }
-        let mut tmp = [0u8; MAX_COMPACT_POINT];
-        let mut pred = self.pred.clone();
-        let n = {
-            let mut c = Cursor::new(&mut tmp);
-            match self.encoding {
-                Encoding::Raw => {
-                    c.i64(p.position)?;
-                    c.u64(p.timestamp)?;
-                    c.u32(p.live_time)?;
-                    c.u8(p.flags.0)?;
-                    for &v in &p.counts {
-                        c.u32(v)?;
-                    }
-                }
-                Encoding::Compact => {
-                    c.u8(p.flags.0)?;
-                    let dpos = p.position.wrapping_sub(pred.pos);
-                    c.varint(varint::zigzag(dpos.wrapping_sub(pred.dpos)))?;
-                    let dts = p.timestamp.wrapping_sub(pred.ts);
-                    c.varint(varint::zigzag(dts.wrapping_sub(pred.dts) as i64))?;
-                    c.varint(varint::zigzag(
-                        i64::from(p.live_time) - i64::from(pred.live),
-                    ))?;
-                    for (i, &v) in p.counts.iter().enumerate() {
-                        c.varint(varint::zigzag(i64::from(v) - i64::from(pred.counts[i])))?;
-                        pred.counts[i] = v;
-                    }
-                    pred.pos = p.position;
-                    pred.dpos = dpos;
-                    pred.ts = p.timestamp;
-                    pred.dts = dts;
-                    pred.live = p.live_time;
-                }
-            }
-            c.position()
+        // Encode straight into the batch when the worst case fits (the common case), else via a
+        // scratch buffer so a point that does not fit leaves the batch unchanged. The predictor
+        // is only read here and updated after the point is in.
+        let worst = match self.encoding {
+            Encoding::Raw => raw_point_len(self.n_channels),
+            Encoding::Compact => 1 + 3 * varint::MAX_VARINT_LEN + 5 * self.n_channels,
         };
-        let end = self.len + n;
-        if end > MAX_BATCH_DATA {
-            return Err(EncodeError::BufferTooSmall {
-                needed: end,
-                available: MAX_BATCH_DATA,
-            });
-        }
-        self.buf[self.len..end].copy_from_slice(&tmp[..n]);
-        self.len = end;
+        let n = if MAX_BATCH_DATA - self.len >= worst {
+            encode_point(&self.pred, self.encoding, p, &mut self.buf[self.len..])?
+        } else {
+            let mut tmp = [0u8; MAX_COMPACT_POINT];
+            let n = encode_point(&self.pred, self.encoding, p, &mut tmp)?;
+            let end = self.len + n;
+            if end > MAX_BATCH_DATA {
+                return Err(EncodeError::BufferTooSmall {
+                    needed: end,
+                    available: MAX_BATCH_DATA,
+                });
+            }
+            self.buf[self.len..end].copy_from_slice(&tmp[..n]);
+            n
+        };
+        self.len += n;
         self.n_points += 1;
-        self.pred = pred;
+        if self.encoding == Encoding::Compact {
+            let pred = &mut self.pred;
+            let dpos = p.position.wrapping_sub(pred.pos);
+            let dts = p.timestamp.wrapping_sub(pred.ts);
+            pred.pos = p.position;
+            pred.dpos = dpos;
+            pred.ts = p.timestamp;
+            pred.dts = dts;
+            pred.live = p.live_time;
+            pred.counts[..p.counts.len()].copy_from_slice(&p.counts);
+        }
         Ok(())
     }
 }
