@@ -12,7 +12,13 @@
 //! malformed or ill-timed commands change nothing else, so the device stays usable. State
 //! machine: `Idle` --Configure--> `Configured` --Arm--> `Armed` --first point--> `Scanning`
 //! --last point / Abort--> `Configured` (after `ScanDone` and a `Health`).
+//!
+//! Noisy lines: every `ResendRequest` and every damaged host frame halves the byte cap of new
+//! point batches, and loss-free time grows it back ([`crate::batch_cap`]), so frames stay short
+//! enough to cross the line while it is bad; resends only use line time new data leaves over
+//! ([`crate::outbox`]).
 
+use crate::batch_cap::{BatchCap, QUIET_US};
 use crate::compare::{ChunkError, Comparator, LIST_WINDOW, Next};
 use crate::fpga::regs::{MAX_EDGES_PER_READ, reg};
 use crate::fpga::{EdgeEvent, Fpga, FpgaError, FpgaInfo, Snapshot};
@@ -122,6 +128,10 @@ pub struct Counters {
     pub tx_stalls: u64,
     /// Times the next list position was needed before the host had sent it.
     pub list_underruns: u64,
+    /// Requested frames already waiting to be resent (sent once, not again).
+    pub resend_duplicates: u64,
+    /// Loss signals (resend requests, damaged host frames) that shrank the batch cap.
+    pub loss_signals: u64,
 }
 
 /// An edge whose preset comparisons are not finished (a batch was waiting for room).
@@ -151,6 +161,7 @@ pub struct Firmware<SPI, DRDY> {
     quad_in_bin: bool,
     finishing: Option<DoneReason>,
     batch: Batcher,
+    cap: BatchCap,
     outbox: Outbox,
     deframer: Deframer,
     edges: [EdgeEvent; MAX_EDGES_PER_READ],
@@ -188,6 +199,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             quad_in_bin: false,
             finishing: None,
             batch: Batcher::default(),
+            cap: BatchCap::default(),
             outbox: Outbox::default(),
             deframer: Deframer::new(),
             edges: [EdgeEvent::default(); MAX_EDGES_PER_READ],
@@ -241,6 +253,8 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 Feed::Consumed => return,
                 Feed::Error { remaining, .. } => {
                     self.health.rx_errors += 1;
+                    // A damaged host frame says the line is noisy (often both ways).
+                    self.loss_seen();
                     bytes = remaining;
                     continue;
                 }
@@ -260,6 +274,9 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
     /// nothing is lost: call again later.
     pub fn poll(&mut self, now_ticks: u64) -> Result<PollStatus, FpgaError<SPI, DRDY>> {
         self.now = now_ticks;
+        let quiet = self.ticks(QUIET_US);
+        self.cap.tick(now_ticks, quiet);
+        self.batch.set_cap(self.cap.bytes());
         self.outbox.pump();
         self.try_finish();
         let points_before = self.points;
@@ -279,7 +296,8 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             self.counters.tx_stalls += 1;
         }
         self.try_finish();
-        if self.batch.due(now_ticks) {
+        // A batch at its byte cap goes now rather than with the next point.
+        if self.batch.due(now_ticks) || !self.batch.has_room() {
             self.batch.flush(&mut self.outbox);
         }
         let period = self.ticks(u64::from(self.settings.health_period_us));
@@ -322,7 +340,15 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;
         c.tx_dropped = self.outbox.dropped();
+        c.resend_duplicates = self.outbox.resend_duplicates();
+        c.loss_signals = self.cap.shrinks();
         c
+    }
+
+    /// The byte cap new point batches are held to now (adapted to line noise; see
+    /// [`crate::batch_cap`]).
+    pub fn batch_cap(&self) -> usize {
+        self.cap.bytes()
     }
 
     /// Per-scan totals of each hardware channel (u64) and of live time, since the last Arm.
@@ -503,6 +529,12 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
     }
 
     // ---- output ------------------------------------------------------------------------
+
+    /// The line lost or damaged something: new batches get smaller.
+    fn loss_seen(&mut self) {
+        self.cap.on_loss(self.now);
+        self.batch.set_cap(self.cap.bytes());
+    }
 
     fn send_control(&mut self, msg: &Message<'_>) {
         self.outbox.send(msg, Class::Control);
@@ -704,6 +736,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 first_seq,
                 last_seq,
             } => {
+                self.loss_seen();
                 let o = self.outbox.request_resend(first_seq, last_seq);
                 if !o.queued {
                     self.reply(nak(
@@ -747,3 +780,7 @@ pub fn config_error_code(e: &ConfigError) -> u32 {
         _ => config_code::OTHER,
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+#[path = "device_noisy_tests.rs"]
+mod noisy_tests;

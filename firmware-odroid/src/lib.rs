@@ -10,7 +10,7 @@
 //! * [`compare`]: which edge crosses which preset (start/step/count or a streamed list).
 //! * [`latch`]: per-bin counts from the snapshot of the triggering edge.
 //! * [`stream`] and [`outbox`]: point batches, frame numbering, resend history, bounded
-//!   transmit queue.
+//!   transmit queue; [`batch_cap`]: batch size adapted to line noise.
 //! * [`device`]: the sans-I/O [`Firmware`] object tying them together and handling commands.
 //!
 //! **Architecture invariants:** the core does no I/O of its own and reads no clock (time is
@@ -20,6 +20,7 @@
 // Tests may unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod batch_cap;
 pub mod buf;
 pub mod compare;
 pub mod device;

@@ -7,6 +7,14 @@
 //! point batches then wait (the caller stops draining the FPGA, whose FIFO absorbs the delay
 //! and counts any overrun) while small control frames use a reserved tail of the queue. A
 //! control frame that still does not fit is dropped and counted ([`Outbox::dropped`]).
+//!
+//! **Resends never crowd out new data.** Requested frames wait as sequence ranges (no copies)
+//! and are moved into the transmit queue only while it holds less than [`RESEND_FILL`] bytes;
+//! new frames may use the whole queue. So resends take the line time new data leaves over, a
+//! stream of resend requests cannot stop the FPGA from being drained, and a resend waits behind
+//! at most a few KiB (tens of ms), well inside a host's resend timeout. A request for a frame
+//! already waiting to be resent adds nothing: a host that asks again (timeouts, overlapping
+//! ranges) cannot multiply the resend traffic ([`Outbox::resend_duplicates`]).
 
 use crate::buf::Buf;
 use flyscan_protocol::Message;
@@ -20,8 +28,14 @@ pub const RESEND_FRAMES: usize = 2048;
 pub const TX_BYTES: usize = 32 * 1024;
 /// Part of the transmit queue only control frames (replies, health, scan events) may use.
 pub const CONTROL_RESERVE: usize = 4 * 1024;
-/// Resend requests that may wait for queue space at once.
-pub const PENDING_RESENDS: usize = 8;
+/// Ranges of frames that may wait to be resent at once.
+pub const PENDING_RESENDS: usize = 32;
+/// Resent frames enter the transmit queue only while it holds fewer bytes than this (about
+/// 22 ms of a 921 600 Bd line), so they fill the line's spare time and wait only briefly.
+pub const RESEND_FILL: usize = 2 * 1024;
+
+/// Words of the bitmap of frames waiting to be resent (one bit per resend-ring slot).
+const WAITING_WORDS: usize = RESEND_FRAMES / 32;
 
 /// A fixed-capacity FIFO of bytes.
 #[derive(Debug, Clone)]
@@ -203,21 +217,48 @@ pub struct ResendOutcome {
 }
 
 /// The numbering, history and transmit queue of outgoing frames.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outbox {
     next_seq: u32,
     tx: ByteRing<TX_BYTES>,
     ring: ResendRing,
     pending: heapless::Deque<(u32, u32), PENDING_RESENDS>,
+    /// Bit `seq % RESEND_FRAMES` set: frame `seq` waits in `pending`. The ring holds at most
+    /// `RESEND_FRAMES` consecutive numbers, so the slot identifies the frame.
+    waiting: [u32; WAITING_WORDS],
     frames_sent: u64,
     resends: u64,
     resend_misses: u64,
+    resend_duplicates: u64,
     dropped: u64,
 }
 
 /// Upper bound of the wire size of a frame with a `payload`-byte payload.
 pub const fn frame_bound(payload: usize) -> usize {
     corncobs::max_encoded_len(HEADER_LEN + payload + CRC_LEN)
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            next_seq: 0,
+            tx: ByteRing::default(),
+            ring: ResendRing::default(),
+            pending: heapless::Deque::new(),
+            waiting: [0; WAITING_WORDS],
+            frames_sent: 0,
+            resends: 0,
+            resend_misses: 0,
+            resend_duplicates: 0,
+            dropped: 0,
+        }
+    }
+}
+
+/// Word and bit of frame `seq` in the waiting bitmap.
+fn waiting_bit(seq: u32) -> (usize, u32) {
+    let slot = seq as usize % RESEND_FRAMES;
+    (slot / 32, 1 << (slot % 32))
 }
 
 impl Outbox {
@@ -227,9 +268,8 @@ impl Outbox {
             Class::Bulk => CONTROL_RESERVE,
             Class::Control => 0,
         };
-        // Resends waiting for room go before new batches, so batches cannot starve them.
-        (class == Class::Control || self.pending.is_empty())
-            && self.tx.free() >= frame_bound(payload) + reserve
+        // Waiting resends do not block new frames: they only top up a shallow queue (pump).
+        self.tx.free() >= frame_bound(payload) + reserve
     }
 
     /// Numbers, encodes, records and queues `msg`. Returns its sequence number, or `None` when
@@ -251,8 +291,7 @@ impl Outbox {
         } else {
             0
         };
-        let resends_first = class == Class::Bulk && !self.pending.is_empty();
-        if resends_first || self.tx.free() < n + reserve || !self.tx.push(&[&frame[..n]]) {
+        if self.tx.free() < n + reserve || !self.tx.push(&[&frame[..n]]) {
             if class == Class::Control {
                 self.dropped += 1;
             }
@@ -265,42 +304,54 @@ impl Outbox {
         Some(seq)
     }
 
-    /// Registers a request for frames `first..=last` (wrapping); held ones are queued again.
+    /// Registers a request for frames `first..=last` (wrapping); held ones are queued again,
+    /// except those already waiting to be resent (they go once; counted as hits).
     pub fn request_resend(&mut self, first: u32, last: u32) -> ResendOutcome {
         let wanted = u64::from(last.wrapping_sub(first)) + 1;
         let oldest = self.ring.oldest().unwrap_or(0);
         let held = self.ring.len() as u32;
-        // Held frames are the contiguous range oldest..oldest+held; intersect with the request.
-        let mut lo: Option<u32> = None;
-        let mut hits = 0u32;
-        for i in 0..held {
-            let s = oldest.wrapping_add(i);
-            if u64::from(s.wrapping_sub(first)) < wanted {
-                lo.get_or_insert(s);
-                hits += 1;
-            }
-        }
+        let (lo, hits) = held_part(first, wanted, oldest, held);
         let misses = wanted - u64::from(hits);
         self.resend_misses += misses;
         let mut queued = true;
-        if let Some(lo) = lo
-            && self.pending.push_back((lo, hits)).is_err()
-        {
-            queued = false;
-            hits = 0;
+        let mut taken = 0u32;
+        for i in 0..hits {
+            let seq = lo.wrapping_add(i);
+            let (w, bit) = waiting_bit(seq);
+            if self.waiting[w] & bit != 0 {
+                self.resend_duplicates += 1;
+                taken += 1;
+                continue;
+            }
+            let merged = match self.pending.back_mut() {
+                Some((s, n)) if s.wrapping_add(*n) == seq => {
+                    *n += 1;
+                    true
+                }
+                _ => self.pending.push_back((seq, 1)).is_ok(),
+            };
+            if !merged {
+                queued = false;
+                break;
+            }
+            self.waiting[w] |= bit;
+            taken += 1;
         }
         self.pump();
         ResendOutcome {
-            hits,
+            hits: taken,
             misses,
             oldest,
             queued,
         }
     }
 
-    /// Moves waiting resends into the transmit queue as room allows.
+    /// Moves waiting resends into the transmit queue while it holds less than [`RESEND_FILL`].
     pub fn pump(&mut self) {
-        while let Some(&(seq, left)) = self.pending.front() {
+        while self.tx.len() < RESEND_FILL {
+            let Some(&(seq, left)) = self.pending.front() else {
+                return;
+            };
             if left == 0 {
                 self.pending.pop_front();
                 continue;
@@ -316,6 +367,8 @@ impl Outbox {
                 // Evicted while waiting.
                 None => self.resend_misses += 1,
             }
+            let (w, bit) = waiting_bit(seq);
+            self.waiting[w] &= !bit;
             if let Some(front) = self.pending.front_mut() {
                 *front = (seq.wrapping_add(1), left - 1);
             }
@@ -354,10 +407,46 @@ impl Outbox {
         self.resend_misses
     }
 
+    /// Requested frames that were already waiting to be resent (not sent twice).
+    pub fn resend_duplicates(&self) -> u64 {
+        self.resend_duplicates
+    }
+
+    /// Frames waiting to be resent.
+    pub fn resends_waiting(&self) -> u64 {
+        self.pending.iter().map(|&(_, n)| u64::from(n)).sum()
+    }
+
     /// Control frames dropped for lack of queue room.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+}
+
+/// The held part of a request for `wanted` frames from `first`, given the ring holds `held`
+/// frames from `oldest` (all wrapping): (first held frame requested, how many).
+fn held_part(first: u32, wanted: u64, oldest: u32, held: u32) -> (u32, u32) {
+    if held == 0 {
+        return (first, 0);
+    }
+    // Two arcs of the 2³² circle that together cover less than all of it meet in at most one
+    // interval; only an absurdly long request can wrap onto both ends of the ring.
+    if wanted + u64::from(held) > 1 << 32 {
+        return (oldest, held);
+    }
+    let a = first.wrapping_sub(oldest);
+    if a < held {
+        // The request starts inside the ring.
+        let n = u64::from(held - a).min(wanted) as u32;
+        return (first, n);
+    }
+    let d = u64::from(oldest.wrapping_sub(first));
+    if d < wanted {
+        // The request starts before the ring and reaches into it.
+        let n = (wanted - d).min(u64::from(held)) as u32;
+        return (oldest, n);
+    }
+    (first, 0)
 }
 
 #[cfg(test)]
@@ -405,6 +494,108 @@ mod tests {
             got.extend_from_slice(b);
             assert_eq!(got, frame_of(s, len), "seq {s}");
         }
+    }
+
+    /// A raw one-channel batch of about 1.9 KB.
+    fn big_batch(w: &mut flyscan_protocol::BatchWriter) -> Message<'_> {
+        let mut p = flyscan_protocol::Point::default();
+        p.counts.push(5).unwrap();
+        while w.data_len() + 30 < 1900 {
+            w.push(&p).unwrap();
+        }
+        Message::PointBatch(flyscan_protocol::PointBatch::from_writer(1, 0, w))
+    }
+
+    /// Queues a small frame (bulk class) and returns its number.
+    fn pong(out: &mut Outbox, token: u32) -> u32 {
+        out.send(
+            &Message::Pong {
+                token,
+                uptime_ticks: u64::MAX,
+            },
+            Class::Bulk,
+        )
+        .unwrap()
+    }
+
+    fn drain(out: &mut Outbox) -> usize {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        loop {
+            let n = out.transmit(&mut buf);
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+
+    #[test]
+    fn repeated_requests_resend_a_frame_once() {
+        let mut out = Outbox::default();
+        for t in 0..10 {
+            pong(&mut out, t);
+        }
+        drain(&mut out);
+        // Fill the queue with new data so the requested frames have to wait.
+        while out.has_room(2000, Class::Bulk) {
+            let mut w = flyscan_protocol::BatchWriter::new(flyscan_protocol::Encoding::Raw, 1, 0);
+            out.send(&big_batch(&mut w), Class::Bulk).unwrap();
+        }
+        let o = out.request_resend(2, 5);
+        assert_eq!((o.hits, o.misses, o.queued), (4, 0, true));
+        let o = out.request_resend(0, 6);
+        assert_eq!((o.hits, o.misses, o.queued), (7, 0, true));
+        assert_eq!(out.resend_duplicates(), 4);
+        assert_eq!(out.resends_waiting(), 7);
+        drain(&mut out);
+        assert_eq!(out.resends(), 7, "frames 0..=6 once each");
+        assert_eq!(out.resends_waiting(), 0);
+        // Sent frames may be asked for again.
+        let o = out.request_resend(2, 2);
+        assert_eq!(o.hits, 1);
+        drain(&mut out);
+        assert_eq!(out.resends(), 8);
+    }
+
+    #[test]
+    fn waiting_resends_never_block_new_frames() {
+        let mut out = Outbox::default();
+        let mut w = flyscan_protocol::BatchWriter::new(flyscan_protocol::Encoding::Raw, 1, 0);
+        let b = big_batch(&mut w);
+        for _ in 0..50 {
+            out.send(&b, Class::Bulk).unwrap();
+            drain(&mut out);
+        }
+        let o = out.request_resend(0, 49);
+        assert_eq!((o.hits, o.queued), (50, true));
+        // Resends only top up a shallow queue ...
+        assert!(out.queued() < RESEND_FILL + 2100, "{}", out.queued());
+        assert!(out.resends_waiting() > 40);
+        // ... so new data still goes in at once.
+        assert!(out.has_room(1900, Class::Bulk));
+        assert!(out.send(&b, Class::Bulk).is_some());
+        drain(&mut out);
+        assert_eq!(out.resends(), 50);
+    }
+
+    #[test]
+    fn held_part_intersects_wrapping_ranges() {
+        // Ring holds 100..110.
+        assert_eq!(held_part(95, 10, 100, 10), (100, 5));
+        assert_eq!(held_part(105, 100, 100, 10), (105, 5));
+        assert_eq!(held_part(100, 10, 100, 10), (100, 10));
+        assert_eq!(held_part(110, 5, 100, 10), (110, 0));
+        assert_eq!(held_part(50, 10, 100, 10), (50, 0));
+        // Wrapping through 0: ring holds u32::MAX-1 ..= 2.
+        assert_eq!(held_part(u32::MAX, 2, u32::MAX - 1, 5), (u32::MAX, 2));
+        assert_eq!(
+            held_part(u32::MAX - 5, 7, u32::MAX - 1, 5),
+            (u32::MAX - 1, 3)
+        );
+        // The whole number space.
+        assert_eq!(held_part(0, 1 << 32, 7, 5), (7, 5));
+        assert_eq!(held_part(1, 3, 0, 0).1, 0);
     }
 
     #[test]

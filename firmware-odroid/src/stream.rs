@@ -1,6 +1,11 @@
 //! Point batching: collects latched points into one `PointBatch` payload and decides when it
-//! goes out — when the next point might not fit, when `max_batch_points` is reached, or when the
-//! oldest point has waited the scan's latency budget (device time, passed in).
+//! goes out — when the next point might not fit, when `max_batch_points` is reached, when the
+//! batch reaches its byte cap ([`Batcher::set_cap`], adapted to the line's noise by
+//! [`crate::batch_cap`]), or when the oldest point has waited the scan's latency budget (device
+//! time, passed in).
+//!
+//! The byte cap is a hard limit while the transmit queue is full: the batch waits (and the caller
+//! stops draining the FPGA) rather than growing into a frame too long for a noisy line.
 
 use crate::outbox::{Class, Outbox};
 use flyscan_protocol::limits::{MAX_COMPACT_POINT, MAX_RAW_POINT};
@@ -16,6 +21,8 @@ pub struct Batcher {
     since: Option<u64>,
     latency_ticks: u64,
     worst_point: usize,
+    cap: usize,
+    last_point: usize,
 }
 
 impl Default for Batcher {
@@ -27,6 +34,8 @@ impl Default for Batcher {
             since: None,
             latency_ticks: 0,
             worst_point: MAX_COMPACT_POINT,
+            cap: MAX_BATCH_DATA,
+            last_point: 0,
         }
     }
 }
@@ -46,6 +55,7 @@ impl Batcher {
         self.first_index = 0;
         self.since = None;
         self.latency_ticks = latency_ticks;
+        self.last_point = 0;
         let n = channel_mask.count_ones() as usize;
         // Worst case of one point, so a push after a positive `has_room` cannot fail.
         self.worst_point = match encoding {
@@ -54,9 +64,23 @@ impl Batcher {
         };
     }
 
-    /// True when one more point surely fits.
+    /// Sets the byte cap of a batch's point data (takes effect for the batch being filled).
+    pub fn set_cap(&mut self, bytes: usize) {
+        self.cap = bytes;
+    }
+
+    /// The byte cap of a batch's point data.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// True when one more point surely fits and, by the size of the last point, stays within
+    /// the byte cap (an empty batch always takes a point).
     pub fn has_room(&self) -> bool {
-        !self.writer.is_full() && self.writer.data_len() + self.worst_point <= MAX_BATCH_DATA
+        let len = self.writer.data_len();
+        !self.writer.is_full()
+            && len + self.worst_point <= MAX_BATCH_DATA
+            && (len == 0 || len + self.last_point <= self.cap)
     }
 
     /// True when no point waits.
@@ -66,7 +90,9 @@ impl Batcher {
 
     /// Appends a point latched at device time `now`.
     pub fn push(&mut self, p: &Point, now: u64) -> Result<(), EncodeError> {
+        let before = self.writer.data_len();
         self.writer.push(p)?;
+        self.last_point = self.writer.data_len() - before;
         self.since.get_or_insert(now);
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_points_match, run, scenario};
+use common::{assert_points_match, run, run_with, scenario};
 use flyscan_protocol::PointFlags;
 
 #[test]
@@ -71,4 +71,54 @@ fn noisy_line_recovers_every_point() {
     );
     assert!(o.resend_requests > 0);
     assert_points_match(&o);
+}
+
+/// noisy_line.toml on a line ten times worse: bit-error rate 1e-3 and 1e-4 lost bytes, in both
+/// directions (the link model is symmetric, so host commands and resend requests are damaged
+/// too). A 2 KiB frame crosses such a line intact with probability ≈ 1e-7, so this only
+/// completes if the device keeps new frames short.
+fn very_noisy_line() -> flyscan_sim::Scenario {
+    let mut sc = scenario("noisy_line.toml");
+    sc.link.bit_error_rate = 1e-3;
+    sc.link.drop_rate = 1e-4;
+    // A stuck run fails in seconds (a good one takes ~6 s of simulated time).
+    sc.clock.max_duration_s = 30.0;
+    sc
+}
+
+fn check_very_noisy(span_requests: bool) {
+    let (o, st) = run_with(very_noisy_line(), span_requests);
+    eprintln!(
+        "BER 1e-3: {} points in {:.2} s, {} resend requests, {} resends, {} duplicates, \
+         {} naks, {:?}",
+        o.points.len(),
+        st.seconds,
+        o.resend_requests,
+        o.health.resends,
+        st.fw_counters.resend_duplicates,
+        o.health.naks,
+        o.summary
+    );
+    assert!(o.summary.up_bytes_corrupted > 500, "{:?}", o.summary);
+    assert!(o.summary.up_bytes_dropped > 0, "{:?}", o.summary);
+    assert!(o.summary.down_bytes_corrupted > 0, "{:?}", o.summary);
+    assert!(o.health.rx_errors > 0, "damaged host frames seen");
+    assert!(o.health.resends > 100);
+    assert!(st.fw_counters.loss_signals > 100);
+    assert_eq!(st.frames_given_up, 0);
+    // The FPGA was drained throughout: no edge or snapshot lost.
+    assert_eq!(o.summary.fifo_overruns, 0, "{:?}", o.summary);
+    assert_eq!(o.health.fifo_overruns, 0);
+    assert_eq!(st.fw_counters.tx_stalls, 0);
+    assert_points_match(&o);
+}
+
+#[test]
+fn very_noisy_line_delivers_every_point() {
+    check_very_noisy(false);
+}
+
+#[test]
+fn very_noisy_line_with_span_resend_requests_delivers_every_point() {
+    check_very_noisy(true);
 }

@@ -41,6 +41,16 @@ pub struct Outcome {
     pub retries: u64,
 }
 
+/// More of a run than [`Outcome`]: the firmware's view and the time taken.
+pub struct RunStats {
+    /// The firmware's counters at the end.
+    pub fw_counters: flyscan_firmware::Counters,
+    /// Frames the host gave up on (span policy).
+    pub frames_given_up: u64,
+    /// Link time from start to the end of the run, s.
+    pub seconds: f64,
+}
+
 pub struct TestHost {
     plan: ScanPlan,
     deframer: Deframer,
@@ -57,7 +67,19 @@ pub struct TestHost {
     pub resend_requests: u64,
     pub retries: u64,
     timeout: u64,
+    /// Ask for missing frames as one span from the first to the last hole, again at once when a
+    /// new hole appears beyond it, and after `span_timeout` otherwise, giving up after
+    /// `SPAN_RETRIES` requests (the host driver's policy), instead of per contiguous run.
+    pub span_requests: bool,
+    span_timeout: u64,
+    /// Outstanding span request: (first, last, sent at, requests so far).
+    span: Option<(u32, u32, u64, u32)>,
+    /// Frames given up for lost (span policy only).
+    pub frames_given_up: u64,
 }
+
+/// Span requests per hole before its frames are given up (the host driver's default).
+const SPAN_RETRIES: u32 = 4;
 
 impl TestHost {
     pub fn new(plan: ScanPlan, clock_hz: u64) -> Self {
@@ -77,6 +99,11 @@ impl TestHost {
             retries: 0,
             // 30 ms of device time before a command or resend is retried.
             timeout: clock_hz * 3 / 100,
+            span_requests: false,
+            // 250 ms, the host driver's default.
+            span_timeout: clock_hz / 4,
+            span: None,
+            frames_given_up: 0,
         }
     }
 
@@ -203,6 +230,52 @@ impl TestHost {
             self.retries += 1;
             self.send_command(now, tx);
         }
+        if self.span_requests {
+            self.request_span(now, tx);
+        } else {
+            self.request_runs(now, tx);
+        }
+        let total = self.plan.total_points();
+        self.done.is_some()
+            && self.health_after_done.is_some()
+            && self.missing.is_empty()
+            && self.points.len() as u64 >= total
+    }
+
+    /// The host driver's policy: one span over all holes.
+    fn request_span(&mut self, now: u64, tx: &mut Vec<u8>) {
+        let (Some(&first), Some(&last)) = (self.missing.keys().next(), self.missing.keys().last())
+        else {
+            self.span = None;
+            return;
+        };
+        let requests = match self.span {
+            Some((f, l, _, _)) if first < f || last > l => 1,
+            None => 1,
+            Some((_, _, at, n)) if now - at >= self.span_timeout => {
+                if n >= SPAN_RETRIES {
+                    self.frames_given_up += self.missing.len() as u64;
+                    self.missing.clear();
+                    self.span = None;
+                    return;
+                }
+                n + 1
+            }
+            Some(_) => return,
+        };
+        self.send(
+            &Message::ResendRequest {
+                first_seq: first,
+                last_seq: last,
+            },
+            tx,
+        );
+        self.resend_requests += 1;
+        self.span = Some((first, last, now, requests));
+    }
+
+    /// Per contiguous run of missing frames, each re-asked after `timeout`.
+    fn request_runs(&mut self, now: u64, tx: &mut Vec<u8>) {
         // Ask for missing frames not requested recently.
         let due: Vec<u32> = self
             .missing
@@ -233,20 +306,21 @@ impl TestHost {
                 }
             }
         }
-        let total = self.plan.total_points();
-        self.done.is_some()
-            && self.health_after_done.is_some()
-            && self.missing.is_empty()
-            && self.points.len() as u64 >= total
     }
 }
 
 /// Runs a scenario with the in-process firmware and the test host to the end.
 pub fn run(sc: Scenario) -> Outcome {
+    run_with(sc, false).0
+}
+
+/// Runs a scenario to the end; `span_requests` selects the host driver's resend policy.
+pub fn run_with(sc: Scenario, span_requests: bool) -> (Outcome, RunStats) {
     let hz = sc.clock.hz;
     let mut sim = Simulation::new(sc).unwrap_or_else(|e| panic!("{e}"));
     let mut fw = InProcessFirmware::new(&sim).unwrap_or_else(|e| panic!("{e}"));
     let mut host = TestHost::new(sim.plan().clone(), hz);
+    host.span_requests = span_requests;
     sim.run_with_host(&mut fw, &mut |now, rx, tx| host.exchange(now, rx, tx))
         .unwrap_or_else(|e| {
             panic!(
@@ -258,7 +332,12 @@ pub fn run(sc: Scenario) -> Outcome {
         });
     let st = sim.link_stats();
     let _ = st;
-    Outcome {
+    let stats = RunStats {
+        fw_counters: fw.firmware().counters(),
+        frames_given_up: host.frames_given_up,
+        seconds: sim.link_now() as f64 / hz as f64,
+    };
+    let outcome = Outcome {
         truth: sim.truth_points(),
         summary: sim.summary(),
         health: host.health_after_done.expect("health after done"),
@@ -267,7 +346,8 @@ pub fn run(sc: Scenario) -> Outcome {
         resend_requests: host.resend_requests,
         retries: host.retries,
         points: std::mem::take(&mut host.points),
-    }
+    };
+    (outcome, stats)
 }
 
 /// Asserts every point equals the truth, field by field.
