@@ -12,11 +12,13 @@
 //! * [`truth`]: the reference decoder/compare giving the exact expected points.
 //! * [`link`]: the serial line (pacing, bit errors, drops); [`pty`]: pseudo-terminals.
 //! * [`simulation`]: the in-process device loop in simulated time.
+//! * [`device_clock`]: the device clock, held until the arm so runs are reproducible.
 //!
 //! **Invariant:** every random number comes from the scenario seed through [`rng`], one
 //! stream per process; simulated time is the only clock in the models.
 
 pub mod detectors;
+pub mod device_clock;
 pub mod encoder;
 pub mod firmware;
 pub mod fpga;

@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use flyscan_sim::device_clock::{ARM_TICK, DeviceClock};
 use flyscan_sim::fpga::lock;
 use flyscan_sim::link::Link;
 use flyscan_sim::pty::Pty;
@@ -15,7 +16,7 @@ use flyscan_sim::simulation::{
 };
 use flyscan_sim::socket::{SocketServer, WallClock};
 use flyscan_sim::{ScanPlan, Scenario};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,8 +100,13 @@ fn main() -> Result<()> {
                 "unit": sc.encoder.unit,
                 "positions": plan.positions,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
+            let text = serde_json::to_string_pretty(&out)?;
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+                // The reader went away (`sim plan … | head`): nothing left to do.
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+                r => r.context("writing the plan to stdout"),
+            }
         }
         Cmd::Run(args) => run(args),
     }
@@ -160,32 +166,40 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
     let hz = sc.clock.hz;
     let mut sim = Simulation::new(sc)?;
     let mut dev = in_process_device(&sim)?;
+    // Link ticks follow the wall clock; the device clock is held until the arm
+    // (`Simulation::step_held`).
     let clock = WallClock::new(hz, args.speed);
     let mut host_w = host.master.try_clone_native()?;
     let rx = reader(host.master.try_clone_native()?, stop.clone());
     let mut to_host = Vec::new();
     let mut from_host = Vec::new();
-    let mut idle_since: Option<u64> = None;
+    // Link tick at which every expected point existed and the line had carried them out.
+    let mut done_at: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) {
         let target = clock.ticks();
         // Step in poll intervals up to wall-clock time.
-        while sim.now() + sim.poll_ticks() <= target {
+        while sim.link_now() + sim.poll_ticks() <= target {
             from_host.clear();
             while let Ok(chunk) = rx.try_recv() {
                 from_host.extend_from_slice(&chunk);
             }
-            let t = sim.now() + sim.poll_ticks();
-            sim.step(t, dev.as_mut(), &from_host, &mut to_host)?;
+            let t = sim.link_now() + sim.poll_ticks();
+            sim.step_held(t, dev.as_mut(), &from_host, &mut to_host)?;
             if !to_host.is_empty() {
-                host_w.write_all(&to_host)?;
+                write_line(&mut host_w, &to_host)?;
                 to_host.clear();
-                idle_since = None;
             }
         }
-        if args.exit_when_done && sim.summary().points >= sim.plan().total_points() {
-            let t = sim.now();
-            let since = *idle_since.get_or_insert(t);
-            if (t - since) as f64 > hz as f64 {
+        if args.exit_when_done {
+            let t = sim.link_now();
+            if done_at.is_none()
+                && sim.summary().points >= sim.plan().total_points()
+                && sim.line_idle()
+            {
+                done_at = Some(t);
+            }
+            // Periodic device messages keep coming; they do not delay the exit.
+            if done_at.is_some_and(|d| (t - d) as f64 > clock.ticks_per_s()) {
                 break;
             }
         }
@@ -198,6 +212,15 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
     eprintln!("sim: {}", serde_json::to_string(&s)?);
     drop(host);
     Ok(())
+}
+
+/// Writes line output to a pty master. Bytes the reader leaves unread for the write timeout are
+/// lost, as on a real line whose receiver does not keep up; other errors end the run.
+fn write_line(w: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    match w.write_all(bytes) {
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Ok(()),
+        r => r.context("writing to a pty"),
+    }
 }
 
 /// Kills the child when dropped.
@@ -219,11 +242,14 @@ fn run_external(
 ) -> Result<()> {
     let plan = ScanPlan::from_scenario(&sc)?;
     let fpga = Arc::new(Mutex::new(build_fpga(&sc, &plan)));
+    // The lines run on wall ticks (`clock`), the FPGA model on the device clock, held at
+    // ARM_TICK until the device announces the arm.
     let clock = WallClock::new(sc.clock.hz, args.speed);
+    let device_clock = DeviceClock::new(clock, ARM_TICK);
     let sock = args.socket.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("flyscan-sim-{}.sock", std::process::id()))
     });
-    let server = SocketServer::start(&sock, fpga.clone(), clock)
+    let server = SocketServer::start(&sock, fpga.clone(), device_clock.clone())
         .with_context(|| format!("binding {}", sock.display()))?;
     let device = Pty::open(None, Duration::from_millis(20)).context("opening the device pty")?;
     let mut parts = cmd.split_whitespace();
@@ -263,7 +289,8 @@ fn run_external(
     let mut dev_w = device.master.try_clone_native()?;
     let mut host_w = host.master.try_clone_native()?;
     let mut buf = Vec::new();
-    let mut idle_since: Option<u64> = None;
+    // Wall tick at which every expected point existed and the line had carried them out.
+    let mut done_at: Option<u64> = None;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
@@ -274,9 +301,12 @@ fn run_external(
         let now = clock.ticks();
         while let Ok(chunk) = dev_rx.try_recv() {
             if watch.feed(&chunk) {
+                // Under the model's lock, so no socket request advances it past the hold tick
+                // before the motion starts there.
                 let mut f = lock(&fpga);
-                f.advance_to(now);
+                f.advance_to(device_clock.hold_tick());
                 f.start_motion();
+                device_clock.release();
             }
             up.send(now, &chunk);
         }
@@ -286,23 +316,30 @@ fn run_external(
         buf.clear();
         up.deliver(now, &mut buf);
         if !buf.is_empty() {
-            host_w.write_all(&buf)?;
-            idle_since = None;
+            write_line(&mut host_w, &buf)?;
         }
         buf.clear();
         down.deliver(now, &mut buf);
         if !buf.is_empty() {
-            dev_w.write_all(&buf)?;
+            write_line(&mut dev_w, &buf)?;
         }
-        // Keep the model's clock moving even when the firmware is quiet.
-        lock(&fpga).advance_to(now);
+        // Keep the model's clock moving even when the firmware is quiet (lock, then read the
+        // clock: see `DeviceClock::release`).
+        {
+            let mut f = lock(&fpga);
+            let t = device_clock.ticks();
+            f.advance_to(t);
+        }
         if args.exit_when_done {
-            let f = lock(&fpga);
-            if f.truth().points().len() as u64 >= plan.total_points() && up.idle() {
-                let since = *idle_since.get_or_insert(now);
-                if (now - since) as f64 > tps {
-                    break Ok(());
-                }
+            if done_at.is_none()
+                && lock(&fpga).truth().points().len() as u64 >= plan.total_points()
+                && up.idle()
+            {
+                done_at = Some(now);
+            }
+            // Periodic device messages keep coming; they do not delay the exit.
+            if done_at.is_some_and(|d| (now - d) as f64 > tps) {
+                break Ok(());
             }
         }
         std::thread::sleep(Duration::from_micros(200));

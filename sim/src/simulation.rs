@@ -4,8 +4,14 @@
 //!
 //! The motor rests at count 0 until the device announces `ScanArmed` (seen by deframing the
 //! device's own output before the line), then runs its trajectory.
+//!
+//! Two time bases: the serial line runs on link ticks (the wall clock in `sim run`), the FPGA
+//! model and the device core on device ticks. [`Simulation::step_held`] derives the device tick
+//! by the rule of [`crate::device_clock`] (held at [`ARM_TICK`] until the arm), so the results
+//! do not depend on when the host armed; [`Simulation::step`] uses one tick for both.
 
 use crate::detectors::Counters;
+use crate::device_clock::{ARM_TICK, HeldClock};
 use crate::encoder::Encoder;
 use crate::fpga::{FpgaModel, FpgaParams, SharedFpga, lock};
 use crate::link::{Link, LinkStats};
@@ -95,7 +101,7 @@ impl ArmWatch {
     }
 }
 
-/// A host driven by the simulation: gets the time, the bytes that reached it, and a buffer for
+/// A host driven by the simulation: gets the link tick, the bytes that reached it, and a buffer for
 /// bytes to send; returns true when finished.
 pub type HostFn<'a> = dyn FnMut(u64, &[u8], &mut Vec<u8>) -> bool + 'a;
 
@@ -108,7 +114,12 @@ pub struct Simulation {
     up: Link,
     down: Link,
     watch: ArmWatch,
+    /// Device clock now (FPGA model and device core).
     now: u64,
+    /// Link clock now (line pacing, the host's time).
+    link_now: u64,
+    /// The hold rule used by [`Simulation::step_held`].
+    hold: HeldClock,
     poll_ticks: u64,
     tx_buf: Vec<u8>,
     rx_buf: Vec<u8>,
@@ -137,11 +148,15 @@ pub enum SimError {
 }
 
 impl Simulation {
-    /// A simulation of `scenario` at clock 0.
+    /// A simulation of `scenario`: line clock at 0, device clock at [`ARM_TICK`] (where an
+    /// external firmware finds the socket model too, so a device core created now starts at
+    /// the same device time as there, and both give the same numbers).
     pub fn new(scenario: Scenario) -> Result<Self, SimError> {
         scenario.validate()?;
         let plan = ScanPlan::from_scenario(&scenario)?;
-        let fpga = Arc::new(Mutex::new(build_fpga(&scenario, &plan)));
+        let mut model = build_fpga(&scenario, &plan);
+        model.advance_to(ARM_TICK);
+        let fpga = Arc::new(Mutex::new(model));
         let hz = scenario.clock.hz as f64;
         let l = &scenario.link;
         let up = Link::new(
@@ -166,7 +181,9 @@ impl Simulation {
             up,
             down,
             watch: ArmWatch::default(),
-            now: 0,
+            now: ARM_TICK,
+            link_now: 0,
+            hold: HeldClock::new(ARM_TICK),
             poll_ticks,
             tx_buf: vec![0; MAX_ENCODED_FRAME],
             rx_buf: Vec::new(),
@@ -188,9 +205,19 @@ impl Simulation {
         self.fpga.clone()
     }
 
-    /// Clock now, ticks.
+    /// Device clock now, ticks.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// Link clock now, ticks.
+    pub fn link_now(&self) -> u64 {
+        self.link_now
+    }
+
+    /// Link tick of the step in which the device armed (None before).
+    pub fn armed_at_link_tick(&self) -> Option<u64> {
+        self.hold.released_at()
     }
 
     /// Ticks between two device polls.
@@ -203,9 +230,8 @@ impl Simulation {
         self.watch.armed()
     }
 
-    /// Advances to `tick`: the FPGA produces edges, bytes that finished on the line reach the
-    /// device, the device polls and transmits (as fast as the line takes them), and bytes that
-    /// finished towards the host are appended to `host_rx`. `host_tx` enters the line now.
+    /// Advances both clocks to `tick` (one time base, as in a purely virtual run): see
+    /// [`Simulation::step_ticks`].
     pub fn step(
         &mut self,
         tick: u64,
@@ -213,18 +239,51 @@ impl Simulation {
         host_tx: &[u8],
         host_rx: &mut Vec<u8>,
     ) -> Result<(), SimError> {
-        let tick = tick.max(self.now);
+        self.step_ticks(tick, tick, dev, host_tx, host_rx)
+    }
+
+    /// Advances the link clock to `link_tick` and the device clock to the tick the hold rule
+    /// gives (held at [`ARM_TICK`] until the arm, then following the link clock): see
+    /// [`Simulation::step_ticks`].
+    pub fn step_held(
+        &mut self,
+        link_tick: u64,
+        dev: &mut dyn Device,
+        host_tx: &[u8],
+        host_rx: &mut Vec<u8>,
+    ) -> Result<(), SimError> {
+        let device_tick = self.hold.device_tick(link_tick.max(self.link_now));
+        self.step_ticks(link_tick, device_tick, dev, host_tx, host_rx)
+    }
+
+    /// Advances the FPGA to `device_tick` (it produces the edges up to then) and the line to
+    /// `link_tick`: bytes that finished on the line reach the device, the device polls at
+    /// `device_tick` and transmits (as fast as the line takes them), and bytes that finished
+    /// towards the host are appended to `host_rx`. `host_tx` enters the line now. Neither clock
+    /// goes backwards. When the device's output announces `ScanArmed`, the motion starts at
+    /// `device_tick` and the hold rule is released at `link_tick`.
+    pub fn step_ticks(
+        &mut self,
+        link_tick: u64,
+        device_tick: u64,
+        dev: &mut dyn Device,
+        host_tx: &[u8],
+        host_rx: &mut Vec<u8>,
+    ) -> Result<(), SimError> {
+        let link = link_tick.max(self.link_now);
+        self.link_now = link;
+        let tick = device_tick.max(self.now);
         self.now = tick;
         lock(&self.fpga).advance_to(tick);
         self.rx_buf.clear();
-        self.down.deliver(tick, &mut self.rx_buf);
+        self.down.deliver(link, &mut self.rx_buf);
         if !self.rx_buf.is_empty() {
             dev.receive(&self.rx_buf);
         }
         dev.poll(tick)
             .map_err(|message| SimError::Device { tick, message })?;
         loop {
-            let room = self.up.room(tick);
+            let room = self.up.room(link);
             if room == 0 {
                 break;
             }
@@ -234,16 +293,20 @@ impl Simulation {
             }
             if self.watch.feed(&self.tx_buf[..n]) {
                 lock(&self.fpga).start_motion();
+                self.hold.release(link);
             }
-            self.up.send(tick, &self.tx_buf[..n]);
+            self.up.send(link, &self.tx_buf[..n]);
         }
-        self.up.deliver(tick, host_rx);
-        self.down.send(tick, host_tx);
+        self.up.deliver(link, host_rx);
+        self.down.send(link, host_tx);
         Ok(())
     }
 
-    /// Runs with `host` until it returns `true` ("finished"), stepping every poll interval.
-    /// `host` gets the time, the bytes that reached it, and a buffer for bytes to send.
+    /// Runs with `host` until it returns `true` ("finished"), stepping the link clock every
+    /// poll interval with the device clock held until the arm ([`Simulation::step_held`]), so
+    /// the outcome does not depend on how long the host takes to arm. `host` gets the link
+    /// tick, the bytes that reached it, and a buffer for bytes to send. The time limit
+    /// (`clock.max_duration_s`) counts link time.
     pub fn run_with_host(
         &mut self,
         dev: &mut dyn Device,
@@ -253,17 +316,22 @@ impl Simulation {
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         loop {
-            let t = self.now + self.poll_ticks;
+            let t = self.link_now + self.poll_ticks;
             if t > limit {
                 return Err(SimError::Timeout(self.scenario.clock.max_duration_s));
             }
             rx.clear();
-            self.step(t, dev, &tx, &mut rx)?;
+            self.step_held(t, dev, &tx, &mut rx)?;
             tx.clear();
             if host(t, &rx, &mut tx) {
                 return Ok(());
             }
         }
+    }
+
+    /// True when no device → host byte is in flight on the line.
+    pub fn line_idle(&self) -> bool {
+        self.up.idle()
     }
 
     /// Expected points so far.

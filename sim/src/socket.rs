@@ -1,6 +1,7 @@
 //! The FPGA model served on a Unix stream socket (FPGA.md §Simulator socket) for an external
-//! firmware binary: `'T'` transactions, `'R'` data-ready, `'Q'` quit. The model's clock follows
-//! the wall clock (times a speed factor) and is advanced before every request.
+//! firmware binary: `'T'` transactions, `'R'` data-ready, `'Q'` quit. The model is advanced to
+//! the server's clock (a [`TickSource`]: the held-then-running device clock of a run, or a plain
+//! [`WallClock`]) before every request.
 
 use crate::fpga::{SharedFpga, lock};
 use std::io::{self, Read, Write};
@@ -13,7 +14,13 @@ use std::time::{Duration, Instant};
 /// Longest operation accepted from a client (a READ_EDGES of 256 events is ~3.6 KiB).
 const MAX_OP_LEN: u32 = 1 << 20;
 
-/// Maps wall-clock time to FPGA clock ticks.
+/// A clock the socket server advances the model to.
+pub trait TickSource: Clone + Send + Sync + 'static {
+    /// Ticks now.
+    fn ticks(&self) -> u64;
+}
+
+/// Maps wall-clock time to clock ticks (times a speed factor).
 #[derive(Debug, Clone, Copy)]
 pub struct WallClock {
     start: Instant,
@@ -40,6 +47,12 @@ impl WallClock {
     }
 }
 
+impl TickSource for WallClock {
+    fn ticks(&self) -> u64 {
+        WallClock::ticks(self)
+    }
+}
+
 /// A running socket server; dropping it does not stop it, call [`SocketServer::stop`].
 #[derive(Debug)]
 pub struct SocketServer {
@@ -51,7 +64,7 @@ pub struct SocketServer {
 impl SocketServer {
     /// Binds `path` (replacing a stale socket file) and serves `fpga` on a background thread,
     /// one thread per connection.
-    pub fn start(path: &Path, fpga: SharedFpga, clock: WallClock) -> io::Result<Self> {
+    pub fn start<C: TickSource>(path: &Path, fpga: SharedFpga, clock: C) -> io::Result<Self> {
         if path.exists() {
             std::fs::remove_file(path)?;
         }
@@ -65,8 +78,9 @@ impl SocketServer {
                     Ok((s, _)) => {
                         let f = fpga.clone();
                         let st = stop2.clone();
+                        let c = clock.clone();
                         std::thread::spawn(move || {
-                            let _ = serve_connection(s, &f, clock, &st);
+                            let _ = serve_connection(s, &f, &c, &st);
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -103,7 +117,7 @@ fn read_u8(s: &mut impl Read) -> io::Result<u8> {
 pub fn serve_connection(
     mut s: UnixStream,
     fpga: &SharedFpga,
-    clock: WallClock,
+    clock: &impl TickSource,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -127,6 +141,7 @@ pub fn serve_connection(
                 s.write_all(&reply)?;
             }
             b'R' => {
+                // Lock before reading the clock (see `DeviceClock::release`).
                 let mut f = lock(fpga);
                 f.advance_to(clock.ticks());
                 let v = u8::from(f.data_ready());
@@ -148,7 +163,7 @@ pub fn serve_connection(
 pub fn handle_transaction(
     s: &mut impl Read,
     fpga: &SharedFpga,
-    clock: WallClock,
+    clock: &impl TickSource,
 ) -> io::Result<Vec<u8>> {
     // The request is read whole before the model is touched, so a slow client cannot stall
     // other users of the model.
@@ -191,6 +206,7 @@ pub fn handle_transaction(
         }
     }
     let miso = {
+        // Lock before reading the clock (see `DeviceClock::release`).
         let mut f = lock(fpga);
         f.advance_to(clock.ticks());
         f.spi_exchange(&mosi)

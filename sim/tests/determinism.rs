@@ -1,0 +1,340 @@
+//! Reproducibility: the device clock is held at the arm tick until the device arms, so runs of
+//! the same scenario and seed give the same truth and the same decoded points however long the
+//! host took to arm.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+mod common;
+
+use common::{Outcome, TestHost, assert_points_match, scenario};
+use flyscan_protocol::Point;
+use flyscan_sim::device_clock::ARM_TICK;
+use flyscan_sim::firmware::InProcessFirmware;
+use flyscan_sim::{Scenario, Simulation, TruthPoint};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What one run gives the comparisons.
+struct Run {
+    outcome: Outcome,
+    /// Link tick of the arm.
+    armed_at: u64,
+}
+
+/// Runs `sc` in-process with a host that stays silent for `delay_ticks` of link time (it only
+/// collects what arrives), then configures and arms.
+fn run_delayed(sc: Scenario, delay_ticks: u64) -> Run {
+    let hz = sc.clock.hz;
+    let mut sim = Simulation::new(sc).unwrap_or_else(|e| panic!("{e}"));
+    let mut fw = InProcessFirmware::new(&sim).unwrap_or_else(|e| panic!("{e}"));
+    let mut host = TestHost::new(sim.plan().clone(), hz);
+    let mut early = Vec::new();
+    sim.run_with_host(&mut fw, &mut |t, rx, tx| {
+        if t < delay_ticks {
+            early.extend_from_slice(rx);
+            return false;
+        }
+        if early.is_empty() {
+            host.exchange(t, rx, tx)
+        } else {
+            let mut all = std::mem::take(&mut early);
+            all.extend_from_slice(rx);
+            host.exchange(t, &all, tx)
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}: {} points", host.points.len()));
+    let armed_at = sim.armed_at_link_tick().expect("the device armed");
+    Run {
+        outcome: Outcome {
+            truth: sim.truth_points(),
+            summary: sim.summary(),
+            health: host.health_after_done.take().expect("health after done"),
+            done: host.done.take().expect("scan done"),
+            crc_errors: 0,
+            resend_requests: host.resend_requests,
+            retries: host.retries,
+            points: std::mem::take(&mut host.points),
+        },
+        armed_at,
+    }
+}
+
+/// Runs `sc` the way the simulator did before the hold: one clock for the line and the
+/// device, so the motion starts whenever the arm arrives. Returns the truth.
+fn run_single_clock(sc: Scenario, delay_ticks: u64) -> Vec<TruthPoint> {
+    let hz = sc.clock.hz;
+    let mut sim = Simulation::new(sc).unwrap_or_else(|e| panic!("{e}"));
+    let mut fw = InProcessFirmware::new(&sim).unwrap_or_else(|e| panic!("{e}"));
+    let mut host = TestHost::new(sim.plan().clone(), hz);
+    let limit = 60 * hz;
+    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    let mut early = Vec::new();
+    loop {
+        let t = sim.now() + sim.poll_ticks();
+        assert!(t < limit, "single-clock run did not finish");
+        rx.clear();
+        sim.step(t, &mut fw, &tx, &mut rx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        tx.clear();
+        if t < delay_ticks {
+            early.extend_from_slice(&rx);
+            continue;
+        }
+        early.extend_from_slice(&rx);
+        let all = std::mem::take(&mut early);
+        if host.exchange(t, &all, &mut tx) {
+            return sim.truth_points();
+        }
+    }
+}
+
+fn points_of(r: &Run) -> &BTreeMap<u32, Point> {
+    &r.outcome.points
+}
+
+/// Asserts two runs agree point for point, truth and decoded.
+fn assert_same(a: &Run, b: &Run) {
+    assert_eq!(a.outcome.truth.len(), b.outcome.truth.len(), "truth length");
+    for (x, y) in a.outcome.truth.iter().zip(&b.outcome.truth) {
+        assert_eq!(x, y, "truth point {}", x.index);
+    }
+    assert_eq!(
+        points_of(a).len(),
+        points_of(b).len(),
+        "decoded point count"
+    );
+    for (i, p) in points_of(a) {
+        assert_eq!(Some(p), points_of(b).get(i), "decoded point {i}");
+    }
+    assert_eq!(a.outcome.summary, b.outcome.summary, "summary");
+}
+
+#[test]
+fn arm_delay_does_not_change_the_scan() {
+    let hz = scenario("demo.toml").clock.hz;
+    let prompt = run_delayed(scenario("demo.toml"), 0);
+    // 37 ms and 0.25 s of silence, not multiples of the poll interval or of each other.
+    let late = run_delayed(scenario("demo.toml"), hz * 37 / 1000 + 1234);
+    let later = run_delayed(scenario("demo.toml"), hz / 4 + 777);
+    assert!(
+        prompt.armed_at < late.armed_at && late.armed_at < later.armed_at,
+        "the arm came at different link ticks: {} {} {}",
+        prompt.armed_at,
+        late.armed_at,
+        later.armed_at
+    );
+    for r in [&prompt, &late, &later] {
+        assert_points_match(&r.outcome);
+        let first = r.outcome.truth.first().map_or(0, |p| p.timestamp);
+        assert!(first > ARM_TICK, "points come after the arm tick: {first}");
+    }
+    assert_same(&prompt, &late);
+    assert_same(&prompt, &later);
+}
+
+#[test]
+fn arm_delay_does_not_change_the_scan_on_a_noisy_line() {
+    let hz = scenario("noisy_line.toml").clock.hz;
+    let a = run_delayed(scenario("noisy_line.toml"), 0);
+    let b = run_delayed(scenario("noisy_line.toml"), hz / 10 + 321);
+    assert_ne!(a.armed_at, b.armed_at);
+    assert!(a.outcome.resend_requests > 0 || b.outcome.resend_requests > 0);
+    assert_points_match(&a.outcome);
+    assert_points_match(&b.outcome);
+    assert_same(&a, &b);
+}
+
+/// The hold is what makes the runs agree: with one clock for line and device, the same arm
+/// delays shift every timestamp.
+#[test]
+fn without_the_hold_the_arm_delay_shows() {
+    let hz = scenario("demo.toml").clock.hz;
+    let a = run_single_clock(scenario("demo.toml"), 0);
+    let b = run_single_clock(scenario("demo.toml"), hz * 37 / 1000 + 1234);
+    assert_eq!(a.len(), b.len());
+    assert!(!a.is_empty());
+    assert_ne!(a[0].timestamp, b[0].timestamp);
+}
+
+/// The firmware binary for the external runs: `FLYSCAN_FIRMWARE_BIN`, or `firmware-odroid`
+/// next to this package's `sim` binary (`cargo build -p flyscan-firmware` with the same target
+/// directory).
+fn firmware_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLYSCAN_FIRMWARE_BIN") {
+        return PathBuf::from(p);
+    }
+    let sim = PathBuf::from(env!("CARGO_BIN_EXE_sim"));
+    let p = sim.with_file_name("firmware-odroid");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build -p flyscan-firmware` first or set FLYSCAN_FIRMWARE_BIN",
+        p.display()
+    );
+    p
+}
+
+/// Kills the simulator if the test fails before it exits.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SIGTERM lets the simulator stop its firmware child and clean up.
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// What an external run leaves: the truth file's bytes and the points the host decoded.
+struct ExternalRun {
+    truth: String,
+    points: BTreeMap<u32, Point>,
+}
+
+/// Runs `sim run` on a short demo scan, with `--firmware-cmd FW` if `fw` is given (else the
+/// in-process core); the host waits `delay` before it starts configuring. Wall-clock guards only
+/// stop a hung run; nothing asserts on durations.
+fn run_sim(fw: Option<&Path>, delay: Duration, tag: &str) -> ExternalRun {
+    let dir = std::env::temp_dir().join(format!("flyscan-det-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.toml"),
+    )
+    .unwrap();
+    let short = demo.replace("count = 2000", "count = 300");
+    assert_ne!(short, demo, "the demo scenario's count was shortened");
+    let scenario_path = dir.join("short.toml");
+    std::fs::write(&scenario_path, &short).unwrap();
+    let sc = Scenario::from_toml(&short).unwrap();
+    let hz = sc.clock.hz;
+    let plan = flyscan_sim::ScanPlan::from_scenario(&sc).unwrap();
+    let link = dir.join("tty");
+    let truth = dir.join("truth.jsonl");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim"));
+    cmd.arg("run");
+    if let Some(fw) = fw {
+        cmd.arg("--firmware-cmd").arg(fw);
+    }
+    let child = cmd
+        .arg("--scenario")
+        .arg(&scenario_path)
+        .arg("--link")
+        .arg(&link)
+        .arg("--truth")
+        .arg(&truth)
+        .arg("--socket")
+        .arg(dir.join("fpga.sock"))
+        .arg("--exit-when-done")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("PTY "), "sim said {line:?}");
+    let mut port = serialport::new(link.to_string_lossy(), 921_600)
+        .timeout(Duration::from_millis(5))
+        .open_native()
+        .unwrap();
+    std::thread::sleep(delay);
+    let start = Instant::now();
+    let mut host = TestHost::new(plan, hz);
+    let (mut rx, mut tx) = (vec![0u8; 4096], Vec::new());
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "external run hung: {} points",
+            host.points.len()
+        );
+        let n = match port.read(&mut rx) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(e) => panic!("reading the host pty: {e}"),
+        };
+        let now = (start.elapsed().as_secs_f64() * hz as f64) as u64;
+        tx.clear();
+        let finished = host.exchange(now, &rx[..n], &mut tx);
+        port.write_all(&tx).unwrap();
+        if finished {
+            break;
+        }
+    }
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "sim exited with {status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "sim did not exit"
+        );
+        // Keep reading, as a host would (the device keeps sending Health).
+        let _ = port.read(&mut rx);
+    }
+    let out = ExternalRun {
+        truth: std::fs::read_to_string(&truth).unwrap(),
+        points: std::mem::take(&mut host.points),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// Two `sim run` in-process runs, whose host arms at different wall times, give the same truth
+/// file byte for byte and the same decoded points.
+#[test]
+fn sim_run_in_process_is_reproducible() {
+    let a = run_sim(None, Duration::ZERO, "ip-a");
+    let b = run_sim(None, Duration::from_millis(300), "ip-b");
+    assert_eq!(a.truth, b.truth, "truth files differ");
+    assert_eq!(a.points, b.points, "decoded points differ");
+    assert_eq!(a.points.len(), 300);
+}
+
+/// Two external-firmware runs whose host arms at different times give the same truth file
+/// byte for byte and the same decoded points, the points equal the truth, and an in-process
+/// `sim run` gives the same.
+#[test]
+#[ignore = "needs the firmware binary: `cargo build -p flyscan-firmware` (same target dir) \
+            or FLYSCAN_FIRMWARE_BIN; run with --ignored"]
+fn external_firmware_runs_are_identical() {
+    let fw = firmware_bin();
+    let a = run_sim(Some(&fw), Duration::ZERO, "a");
+    let b = run_sim(Some(&fw), Duration::from_millis(400), "b");
+    let c = run_sim(None, Duration::from_millis(150), "c");
+    assert_eq!(a.truth, b.truth, "truth files differ");
+    assert_eq!(a.truth, c.truth, "the in-process truth differs");
+    assert_eq!(a.points, c.points, "in-process points differ");
+    assert_eq!(a.points, b.points, "decoded points differ");
+    let truth: Vec<serde_json::Value> = a
+        .truth
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("summary").is_none())
+        .collect();
+    assert_eq!(truth.len(), 300);
+    assert_eq!(a.points.len(), truth.len());
+    for t in &truth {
+        let i = t["index"].as_u64().unwrap() as u32;
+        let p = &a.points[&i];
+        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
+        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
+        assert_eq!(
+            Some(u64::from(p.live_time)),
+            t["live_time"].as_u64(),
+            "point {i}"
+        );
+        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
+        let want: Vec<u64> = t["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        assert_eq!(counts, want, "point {i} counts");
+    }
+}
