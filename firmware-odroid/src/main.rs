@@ -1,6 +1,6 @@
 //! `firmware-odroid`: the flyscan firmware as a Linux program (the ODROID, or any Linux box
 //! with the simulator). It wires the sans-I/O core to real I/O: the serial line to the host
-//! (serialport, raw mode), the FPGA over spidev + a GPIO data-ready line, or over the
+//! (a tty in raw 8N1 via termios), the FPGA over spidev + a GPIO data-ready line, or over the
 //! simulator's Unix socket, and the FPGA clock as the time base.
 //!
 //! Exit codes: 0 clean shutdown (SIGTERM/SIGINT); 2 bad arguments or config file;

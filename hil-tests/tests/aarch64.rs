@@ -16,12 +16,17 @@ use std::time::Duration;
 fn aarch64_firmware() -> Option<PathBuf> {
     let p = std::env::var_os("FLYSCAN_AARCH64_FIRMWARE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/aarch64-unknown-linux-musl/release/firmware-odroid"));
+        .unwrap_or_else(|| {
+            workspace_root().join("target/aarch64-unknown-linux-musl/release/firmware-odroid")
+        });
     p.is_file().then_some(p)
 }
 
 fn qemu() -> bool {
-    Command::new("qemu-aarch64").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn run(name: &str, firmware_cmd: String) -> (ScanTable, usize) {
@@ -29,10 +34,17 @@ fn run(name: &str, firmware_cmd: String) -> (ScanTable, usize) {
     opts.device = None;
     opts.firmware_cmd = Some(firmware_cmd);
     let mut chain = Chain::start(opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let o = chain.run_scan(Duration::from_secs(120)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let o = chain
+        .run_scan(Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(o.status, "Done", "{name}: {}", chain.logs());
     let m = compare(&o.caget, &o.truth.points, chain.clock_hz());
-    assert!(m.is_empty(), "{name}: {} differences from truth: {:#?}", m.count, m.first);
+    assert!(
+        m.is_empty(),
+        "{name}: {} differences from truth: {:#?}",
+        m.count,
+        m.first
+    );
     assert_eq!(chain.get_f64("LostPoints").ok(), Some(0.0), "{name}");
     (o.caget, o.truth.points.len())
 }
@@ -47,7 +59,9 @@ fn aarch64_release_firmware_under_qemu_matches_native() {
         return;
     };
     if !qemu() {
-        eprintln!("\n!!! SKIPPED aarch64 end-to-end test: qemu-aarch64 not installed (apt-get install qemu-user) !!!\n");
+        eprintln!(
+            "\n!!! SKIPPED aarch64 end-to-end test: qemu-aarch64 not installed (apt-get install qemu-user) !!!\n"
+        );
         return;
     }
     let native = binary("firmware-odroid").unwrap_or_else(|e| panic!("{e}"));

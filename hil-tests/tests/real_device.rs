@@ -12,7 +12,9 @@ use std::time::Duration;
 #[test]
 fn real_device_scan_completes_without_loss() {
     let Some(dev) = std::env::var_os("FLYSCAN_HIL_DEVICE").filter(|d| !d.is_empty()) else {
-        eprintln!("skipped: set FLYSCAN_HIL_DEVICE=/dev/ttyXXX to run the bench against a real device");
+        eprintln!(
+            "skipped: set FLYSCAN_HIL_DEVICE=/dev/ttyXXX to run the bench against a real device"
+        );
         return;
     };
     let mut opts = ChainOptions::scenario("real", "uniform.toml");
@@ -24,7 +26,9 @@ fn real_device_scan_completes_without_loss() {
     chain.configure().unwrap_or_else(|e| panic!("{e}"));
     chain.arm().unwrap_or_else(|e| panic!("{e}"));
     eprintln!("armed: move the motor through the scan range now");
-    let status = chain.wait_done(Duration::from_secs(600)).unwrap_or_else(|e| panic!("{e}"));
+    let status = chain
+        .wait_done(Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status, "Done");
     let n = chain.get_f64("NumCaptured").unwrap_or(0.0) as usize;
     assert_eq!(n as u64, chain.plan.config.total_points());
@@ -34,5 +38,8 @@ fn real_device_scan_completes_without_loss() {
         let presets: Vec<f64> = chain.plan.positions.iter().map(|&p| p as f64).collect();
         assert_eq!(t.position, presets, "every preset once, in order");
     }
-    assert!(t.timestamp_s.windows(2).all(|w| w[1] > w[0]), "timestamps rise");
+    assert!(
+        t.timestamp_s.windows(2).all(|w| w[1] > w[0]),
+        "timestamps rise"
+    );
 }

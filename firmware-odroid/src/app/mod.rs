@@ -3,3 +3,4 @@
 pub mod backend;
 pub mod config;
 pub mod run;
+pub mod serial_port;

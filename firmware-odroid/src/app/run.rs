@@ -4,6 +4,7 @@
 //! those the backend calls fatal. SIGTERM/SIGINT end the loop cleanly.
 
 use super::config::Options;
+use super::serial_port::SerialPort;
 use embedded_hal::digital::InputPin;
 use embedded_hal::spi::SpiDevice;
 use flyscan_firmware::{Firmware, FpgaError};
@@ -170,7 +171,7 @@ fn is_timeout(e: &io::Error) -> bool {
 struct Serial {
     path: String,
     baud: u32,
-    port: Option<serialport::TTYPort>,
+    port: Option<SerialPort>,
     retry_at: Instant,
     backoff: Duration,
 }
@@ -187,15 +188,11 @@ impl Serial {
     }
 
     /// The open port, opening it when the backoff allows.
-    fn port(&mut self) -> Option<&mut serialport::TTYPort> {
+    fn port(&mut self) -> Option<&mut SerialPort> {
         if self.port.is_none() && Instant::now() >= self.retry_at {
-            // Timeout 0: reads and writes never block the loop. TTYPort opens in raw mode.
-            match serialport::new(&self.path, self.baud)
-                .timeout(Duration::ZERO)
-                .open_native()
-            {
-                Ok(mut p) => {
-                    let _ = p.set_exclusive(true);
+            // Non-blocking: reads and writes never stall the loop.
+            match SerialPort::open(&self.path, self.baud) {
+                Ok(p) => {
                     info!("serial port {} open at {} Bd", self.path, self.baud);
                     self.backoff = Duration::from_millis(100);
                     self.port = Some(p);

@@ -41,7 +41,9 @@ const STEP: f64 = 10.0;
 fn main() -> Result<(), String> {
     let args = Args::parse();
     if !args.no_throughput {
-        println!("| baud | encoding | offered pts/s | delivered pts/s | raw theoretical max pts/s | % of raw max | line bytes/s used |");
+        println!(
+            "| baud | encoding | offered pts/s | delivered pts/s | raw theoretical max pts/s | % of raw max | line bytes/s used |"
+        );
         println!("|---:|---|---:|---:|---:|---:|---:|");
         for &baud in &args.baud {
             let raw_max = f64::from(baud) / 10.0 / raw_point_len(CHANNELS) as f64;
@@ -121,7 +123,10 @@ fn throughput(baud: u32, enc: &str, offered: f64, seconds: f64) -> Result<Throug
         _ => f64::from(baud) / 10.0 / rate,
     };
     chain.stop_sim()?;
-    Ok(Throughput { rate, bytes_per_point })
+    Ok(Throughput {
+        rate,
+        bytes_per_point,
+    })
 }
 
 /// Trigger → CA monitor latency: the simulator prints the wall time at which its device clock
@@ -144,7 +149,10 @@ fn latency(rate: f64) -> Result<(), String> {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             // Receive time on our side as a cross-check of camonitor's own stamp.
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
             if tx.send((now, line)).is_err() {
                 break;
             }
@@ -161,18 +169,31 @@ fn latency(rate: f64) -> Result<(), String> {
     let sim_out = std::fs::read_to_string(chain.dir.join("sim.stdout")).unwrap_or_default();
     chain.stop_sim()?;
     let Some((wall0, tick0, ticks_per_s)) = sim_out.lines().find_map(parse_clock_line) else {
-        return Err("the simulator printed no DEVICE_CLOCK line; cannot map device time to wall time".into());
+        return Err(
+            "the simulator printed no DEVICE_CLOCK line; cannot map device time to wall time"
+                .into(),
+        );
     };
     let mut lat: Vec<f64> = Vec::new();
     for (_piped_at, line) in rx.try_iter() {
         // camonitor's own client timestamp: when the update reached the CA client library
         // (our pipe may be block-buffered, so its arrival time is not used).
         // Format: `PV (YYYY-MM-DD hh:mm:ss.ffffff) value [status severity]`.
-        let (Some(open), Some(close)) = (line.find('('), line.find(')')) else { continue };
+        let (Some(open), Some(close)) = (line.find('('), line.find(')')) else {
+            continue;
+        };
         let mut stamp = line[open + 1..close].split_whitespace();
-        let (Some(date), Some(time)) = (stamp.next(), stamp.next()) else { continue };
-        let Some(recv) = parse_utc(date, time) else { continue };
-        let Some(v) = line[close + 1..].split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) else {
+        let (Some(date), Some(time)) = (stamp.next(), stamp.next()) else {
+            continue;
+        };
+        let Some(recv) = parse_utc(date, time) else {
+            continue;
+        };
+        let Some(v) = line[close + 1..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
             continue;
         };
         let i = v as usize;
@@ -201,7 +222,9 @@ fn latency(rate: f64) -> Result<(), String> {
 
 /// camonitor's `-tc` stamp printed with TZ=UTC, as Unix seconds.
 fn parse_utc(date: &str, time: &str) -> Option<f64> {
-    let t = chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let t =
+        chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f")
+            .ok()?;
     let utc = t.and_utc();
     Some(utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_nanos()) * 1e-9)
 }
@@ -209,5 +232,9 @@ fn parse_utc(date: &str, time: &str) -> Option<f64> {
 /// `DEVICE_CLOCK <unix seconds> <tick> <ticks per wall second>`.
 fn parse_clock_line(line: &str) -> Option<(f64, f64, f64)> {
     let mut it = line.strip_prefix("DEVICE_CLOCK ")?.split_whitespace();
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    Some((
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
 }
