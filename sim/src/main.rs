@@ -169,6 +169,8 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
     // Link ticks follow the wall clock; the device clock is held until the arm
     // (`Simulation::step_held`).
     let clock = WallClock::new(hz, args.speed);
+    let wall0 = unix_now();
+    let mut announced = false;
     let mut host_w = host.master.try_clone_native()?;
     let rx = reader(host.master.try_clone_native()?, stop.clone());
     let mut to_host = Vec::new();
@@ -185,6 +187,10 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
             }
             let t = sim.link_now() + sim.poll_ticks();
             sim.step_held(t, dev.as_mut(), &from_host, &mut to_host)?;
+            if !announced && let Some(at) = sim.armed_at_link_tick() {
+                announced = true;
+                announce_device_clock(wall0 + at as f64 / clock.ticks_per_s(), clock.ticks_per_s());
+            }
             if !to_host.is_empty() {
                 write_line(&mut host_w, &to_host)?;
                 to_host.clear();
@@ -223,6 +229,25 @@ fn write_line(w: &mut impl Write, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Wall time now, Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Tells a bench how device time maps to wall time: `DEVICE_CLOCK <unix s of the arm tick>
+/// <arm tick> <device ticks per wall second>` on stdout (the latency benchmark reads it).
+fn announce_device_clock(unix_s: f64, ticks_per_s: f64) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "DEVICE_CLOCK {unix_s:.6} {} {ticks_per_s}",
+        flyscan_sim::device_clock::ARM_TICK
+    );
+    let _ = out.flush();
+}
+
 /// Kills the child when dropped.
 struct ChildGuard(Child);
 
@@ -245,6 +270,7 @@ fn run_external(
     // The lines run on wall ticks (`clock`), the FPGA model on the device clock, held at
     // ARM_TICK until the device announces the arm.
     let clock = WallClock::new(sc.clock.hz, args.speed);
+    let wall0 = unix_now();
     let device_clock = DeviceClock::new(clock, ARM_TICK);
     let sock = args.socket.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("flyscan-sim-{}.sock", std::process::id()))
@@ -306,7 +332,8 @@ fn run_external(
                 let mut f = lock(&fpga);
                 f.advance_to(device_clock.hold_tick());
                 f.start_motion();
-                device_clock.release();
+                let at = device_clock.release();
+                announce_device_clock(wall0 + at as f64 / clock.ticks_per_s(), clock.ticks_per_s());
             }
             up.send(now, &chunk);
         }
