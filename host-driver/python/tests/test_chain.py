@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,12 @@ def _clock_hz(truth_path: Path) -> float | None:
 
 def last_scan(path: Path, tmp_path: Path) -> list[dict]:
     """The last scan of a truth file that may hold several (each restarts at index 0)."""
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    # The simulator ends its file with one {"summary": {...}} line.
+    lines = [
+        ln
+        for ln in path.read_text(encoding="utf-8").splitlines()
+        if ln.strip() and "summary" not in json.loads(ln)
+    ]
     starts = [i for i, ln in enumerate(lines) if json.loads(ln).get("index") == 0]
     if not starts:
         raise AssertionError(f"{path} holds no point with index 0")
@@ -87,9 +93,19 @@ def counter(RE, chain):
     return dev
 
 
+def _wait_for(path: Path, timeout_s: float = 30.0) -> None:
+    """The simulator writes its truth when it exits (``--exit-when-done``), just after the scan."""
+    deadline = time.monotonic() + timeout_s
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ground truth at {path} {timeout_s:.0f} s after the scan")
+        time.sleep(0.1)
+
+
 def _run_and_compare(RE, docs, counter, info, chain, tmp_path):
     RE(fly_counter(counter, info, flush_period=0.2))
     truth_path = Path(chain["FLYSCAN_TRUTH"])
+    _wait_for(truth_path)
     truth = last_scan(truth_path, tmp_path)
     data = docs.stream_data("primary")
     assert len(truth) == info.expected_points, "truth file does not hold the whole scan"
@@ -104,7 +120,7 @@ def test_chain_start_step_count(RE, docs, counter, chain, tmp_path):
         _int_env("FLYSCAN_CHAIN_START", 1000),
         _int_env("FLYSCAN_CHAIN_STEP", 50),
         _int_env("FLYSCAN_CHAIN_NPOINTS", 200),
-        direction=ScanDirection.EITHER,
+        direction=ScanDirection[os.environ.get("FLYSCAN_CHAIN_DIRECTION", "EITHER")],
         channel_mask=(1 << n) - 1,
         timeout=TIMEOUT_S,
     )
