@@ -66,7 +66,9 @@ fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}").replace('"', "");
     eprintln!("\n==> {shown}");
     let t = Instant::now();
-    let status = cmd.status().with_context(|| format!("could not start: {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start: {shown}"))?;
     eprintln!("<== {:.1} s", t.elapsed().as_secs_f64());
     if !status.success() {
         bail!("failed ({status}): {shown}");
@@ -74,11 +76,23 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`).
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
 fn has_target(target: &str) -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
         .unwrap_or(false)
 }
 
@@ -92,14 +106,30 @@ fn cross() -> Result<Option<PathBuf>> {
         );
         return Ok(None);
     }
-    run(cargo().args(["build", "--release", "-p", "flyscan-firmware", "--target", AARCH64]))?;
-    Ok(Some(PathBuf::from(format!("target/{AARCH64}/release/firmware-odroid"))))
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flyscan-firmware",
+        "--target",
+        AARCH64,
+    ]))?;
+    Ok(Some(PathBuf::from(format!(
+        "target/{AARCH64}/release/firmware-odroid"
+    ))))
 }
 
 fn test(root: &Path) -> Result<()> {
     let t = Instant::now();
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     if has_target(NO_STD_TARGET) {
         run(cargo().args(["build", "-p", "flyscan-protocol", "--target", NO_STD_TARGET]))?;
         run(cargo().args([
@@ -112,25 +142,62 @@ fn test(root: &Path) -> Result<()> {
             NO_STD_TARGET,
         ]))?;
     } else {
-        bail!("rust target {NO_STD_TARGET} missing: run scripts/setup.sh (rustup target add {NO_STD_TARGET})");
+        bail!(
+            "rust target {NO_STD_TARGET} missing: run scripts/setup.sh (rustup target add {NO_STD_TARGET})"
+        );
     }
+    // The bench (hil-tests) runs the release binaries, as a beamline would.
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flyscan-sim",
+        "-p",
+        "flyscan-host",
+        "-p",
+        "flyscan-firmware",
+        "--bins",
+    ]))?;
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
+    tests.env("FLYSCAN_BIN_DIR", target_dir(root).join("release"));
     if let Some(fw) = cross()? {
         // The bench's qemu test runs exactly the binary we ship.
-        tests.env("FLYSCAN_AARCH64_FIRMWARE", root.join(fw));
+        tests.env("FLYSCAN_AARCH64_FIRMWARE", target_dir(root).join(fw.strip_prefix("target").unwrap_or(&fw)));
     }
     run(&mut tests)?;
     let py = root.join(".venv/bin/python");
     let py_tests = root.join("host-driver/python/tests");
     if py_tests.is_dir() {
-        run(Command::new(&py).args(["-m", "pytest", "-q"]).arg(&py_tests))?;
+        run(Command::new(&py)
+            .args(["-m", "pytest", "-q"])
+            .arg(&py_tests))?;
     }
     eprintln!("\nall tests passed in {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
 }
 
 fn demo(args: &[String]) -> Result<()> {
-    run(cargo().args(["build", "--release", "-p", "flyscan-sim", "-p", "flyscan-host", "-p", "flyscan-hil-tests"]))?;
-    run(cargo().args(["run", "--quiet", "--release", "-p", "flyscan-hil-tests", "--bin", "flyscan-demo", "--"]).args(args))
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flyscan-sim",
+        "-p",
+        "flyscan-host",
+        "-p",
+        "flyscan-hil-tests",
+    ]))?;
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "flyscan-hil-tests",
+            "--bin",
+            "flyscan-demo",
+            "--",
+        ])
+        .args(args))
 }
