@@ -28,7 +28,6 @@ use crate::quadrature::Decoder;
 use crate::stream::Batcher;
 use embedded_hal::digital::InputPin;
 use embedded_hal::spi::SpiDevice;
-use flyscan_protocol::config::ConfigError;
 use flyscan_protocol::limits::MAX_BODY;
 use flyscan_protocol::{
     CommandReply, Deframer, DeviceInfo, DeviceState, DoneReason, Feed, Health, Message, NakCode,
@@ -37,28 +36,6 @@ use flyscan_protocol::{
 
 /// Error of [`Firmware::new`]: the FPGA driver's error (`BadId`, `BadRegister`, bus errors).
 pub type InitError<SPI, DRDY> = FpgaError<SPI, DRDY>;
-
-/// `CommandReply.arg` of an `InvalidConfig` nak: which check failed.
-pub mod config_code {
-    /// `count` is 0.
-    pub const ZERO_COUNT: u32 = 1;
-    /// `count` exceeds `DeviceInfo.max_points`.
-    pub const TOO_MANY_POINTS: u32 = 2;
-    /// `step` is 0.
-    pub const ZERO_STEP: u32 = 3;
-    /// No channel enabled.
-    pub const NO_CHANNELS: u32 = 4;
-    /// A channel the device lacks is enabled.
-    pub const CHANNEL_MISSING: u32 = 5;
-    /// Bad number of passes.
-    pub const BAD_PASSES: u32 = 6;
-    /// Presets overflow i64.
-    pub const POSITION_OVERFLOW: u32 = 7;
-    /// A list scan with several passes must fit the list window.
-    pub const LIST_TOO_LONG_FOR_PASSES: u32 = 100;
-    /// Another reason (a newer protocol crate).
-    pub const OTHER: u32 = 255;
-}
 
 /// Firmware version from the crate version, for `DeviceInfo`.
 const fn parse_u16(s: &str) -> u16 {
@@ -79,8 +56,12 @@ pub struct Settings {
     pub fw_version: (u16, u16, u16),
     /// Longest list / most presets per pass accepted.
     pub max_points: u32,
-    /// Health message period, µs of device time.
+    /// Health message period on a clean line, µs of device time.
     pub health_period_us: u32,
+    /// Health message period while the line loses frames (the batch cap is below its maximum):
+    /// a host learns of a lost last frame from the next Health's sequence number, so it comes
+    /// sooner; on a clean line a rarer Health leaves more of a slow line to the points.
+    pub health_period_lossy_us: u32,
     /// Batch latency when the configuration says 0, µs.
     pub default_latency_us: u32,
     /// Most edges handled per [`Firmware::poll`] (bounds the time of one call).
@@ -96,7 +77,8 @@ impl Default for Settings {
                 parse_u16(env!("CARGO_PKG_VERSION_PATCH")),
             ),
             max_points: 16_777_216,
-            health_period_us: 100_000,
+            health_period_us: 1_000_000,
+            health_period_lossy_us: 100_000,
             default_latency_us: 10_000,
             max_edges_per_poll: 4096,
         }
@@ -296,11 +278,22 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             self.counters.tx_stalls += 1;
         }
         self.try_finish();
-        // A batch at its byte cap goes now rather than with the next point.
-        if self.batch.due(now_ticks) || !self.batch.has_room() {
+        // A batch at its byte cap goes now rather than with the next point. A batch whose
+        // latency budget is used up goes only if the line is nearly idle: with a frame or more
+        // already queued ahead of it, flushing would not bring its points to the wire sooner,
+        // only make more, smaller frames (more overhead exactly when the line is saturated).
+        // On a lossy line (cap below its maximum) small frames are the point, so flush as usual.
+        let line_busy = self.outbox.queued() >= flyscan_protocol::limits::MAX_ENCODED_FRAME
+            && self.cap.bytes() >= crate::batch_cap::CAP_MAX;
+        if (self.batch.due(now_ticks) && !line_busy) || !self.batch.has_room() {
             self.batch.flush(&mut self.outbox);
         }
-        let period = self.ticks(u64::from(self.settings.health_period_us));
+        let period_us = if self.cap.bytes() >= crate::batch_cap::CAP_MAX {
+            self.settings.health_period_us
+        } else {
+            self.settings.health_period_lossy_us
+        };
+        let period = self.ticks(u64::from(period_us));
         if now_ticks.wrapping_sub(self.last_health) >= period {
             self.send_health();
         }
@@ -608,25 +601,12 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 if self.armed() || self.finishing.is_some() {
                     return self.reply(busy("Configure"));
                 }
-                if let Err(e) = cfg.validate(self.info.n_channels, self.settings.max_points) {
-                    return self.reply(nak(
-                        NakCode::InvalidConfig,
-                        config_error_code(&e),
-                        format_args!("{e}"),
-                    ));
-                }
-                if cfg.mode == TriggerMode::List
-                    && cfg.passes > 1
-                    && cfg.count as usize > LIST_WINDOW
-                {
-                    return self.reply(nak(
-                        NakCode::InvalidConfig,
-                        config_code::LIST_TOO_LONG_FOR_PASSES,
-                        format_args!(
-                            "{} passes need the list to fit the {LIST_WINDOW}-position window",
-                            cfg.passes
-                        ),
-                    ));
+                let checked = cfg
+                    .validate(self.info.n_channels, self.settings.max_points)
+                    .and_then(|()| cfg.validate_list_window(LIST_WINDOW as u32));
+                if let Err(e) = checked {
+                    // The argument is the protocol's ConfigError code (PROTOCOL.md §NakCodes).
+                    return self.reply(nak(NakCode::InvalidConfig, e.code(), format_args!("{e}")));
                 }
                 self.cmp.configure(&cfg);
                 self.config = Some(cfg);
@@ -764,20 +744,6 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 format_args!("not a host command"),
             )),
         }
-    }
-}
-
-/// Maps a configuration error to its `InvalidConfig` argument ([`config_code`]).
-pub fn config_error_code(e: &ConfigError) -> u32 {
-    match e {
-        ConfigError::ZeroCount => config_code::ZERO_COUNT,
-        ConfigError::TooManyPoints { .. } => config_code::TOO_MANY_POINTS,
-        ConfigError::ZeroStep => config_code::ZERO_STEP,
-        ConfigError::NoChannels => config_code::NO_CHANNELS,
-        ConfigError::ChannelMissing { .. } => config_code::CHANNEL_MISSING,
-        ConfigError::BadPasses { .. } => config_code::BAD_PASSES,
-        ConfigError::PositionOverflow => config_code::POSITION_OVERFLOW,
-        _ => config_code::OTHER,
     }
 }
 
