@@ -56,11 +56,9 @@ impl Proc {
             let mut out = std::fs::File::create(&log_path).ok();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(rest) = line.strip_prefix(&prefix_owned) {
-                        let _ = tx.send(rest.trim().to_owned());
-                        sent = true;
-                    }
+                if !sent && let Some(rest) = line.strip_prefix(&prefix_owned) {
+                    let _ = tx.send(rest.trim().to_owned());
+                    sent = true;
                 }
                 if let Some(f) = out.as_mut() {
                     use std::io::Write;

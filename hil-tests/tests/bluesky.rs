@@ -22,7 +22,17 @@ fn run_engine_documents_equal_ground_truth() {
     let root = workspace_root();
     let mut cmd = Command::new(flyscan_host::ioc::venv_dir().join("bin").join("python"));
     cmd.current_dir(&root)
-        .args(["-m", "pytest", "-q", "-m", "chain", "-k", "start_step_count", "-p", "no:cacheprovider"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "chain",
+            "-k",
+            "start_step_count",
+            "-p",
+            "no:cacheprovider",
+        ])
         .arg(root.join("host-driver/python/tests/test_chain.py"))
         .envs(chain.ca.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("FLYSCAN_PREFIX", &chain.prefix)
@@ -33,7 +43,18 @@ fn run_engine_documents_equal_ground_truth() {
         .env("FLYSCAN_CHAIN_NPOINTS", c.count.to_string())
         .env("FLYSCAN_CHAIN_DIRECTION", direction);
     let out = cmd.output().unwrap_or_else(|e| panic!("pytest: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "pytest failed:\n{text}\n{}", chain.logs());
-    assert!(text.contains("1 passed"), "the chain test must run, not skip:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{text}\n{}",
+        chain.logs()
+    );
+    assert!(
+        text.contains("1 passed"),
+        "the chain test must run, not skip:\n{text}"
+    );
 }

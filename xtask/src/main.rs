@@ -37,8 +37,17 @@ enum Cmd {
     Hil,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match dispatch(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
     match cli.cmd {
@@ -163,7 +172,10 @@ fn test(root: &Path) -> Result<()> {
     tests.env("FLYSCAN_BIN_DIR", target_dir(root).join("release"));
     if let Some(fw) = cross()? {
         // The bench's qemu test runs exactly the binary we ship.
-        tests.env("FLYSCAN_AARCH64_FIRMWARE", target_dir(root).join(fw.strip_prefix("target").unwrap_or(&fw)));
+        tests.env(
+            "FLYSCAN_AARCH64_FIRMWARE",
+            target_dir(root).join(fw.strip_prefix("target").unwrap_or(&fw)),
+        );
     }
     run(&mut tests)?;
     let py = root.join(".venv/bin/python");
