@@ -1,5 +1,5 @@
 //! Cost benchmark: instructions per edge and per latched point, meant for
-//! `valgrind --tool=callgrind --toggle-collect=<function>` (see BENCHMARKS.firmware.md).
+//! `valgrind --tool=callgrind --toggle-collect=<function>` (see BENCHMARKS.md, section Firmware).
 //!
 //! `cost MODE N` runs one of:
 //! * `decode`: the quadrature decoder over N edges (function `bench_decode`);
