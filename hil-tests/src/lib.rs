@@ -5,6 +5,7 @@
 pub mod ca;
 pub mod chain;
 pub mod compare;
+pub mod latency;
 pub mod plot;
 pub mod procs;
 pub mod scan_table;

@@ -10,10 +10,9 @@
 
 use clap::Parser;
 use flyscan_hil_tests::chain::{Chain, ChainOptions, scenario_variant};
+use flyscan_hil_tests::latency::{CaMonitor, DeviceClock, latencies, quantile};
 use flyscan_protocol::point::raw_point_len;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 struct Args {
@@ -129,87 +128,28 @@ fn throughput(baud: u32, enc: &str, offered: f64, seconds: f64) -> Result<Throug
     })
 }
 
-/// Trigger → CA monitor latency: the simulator prints the wall time at which its device clock
-/// started (the arm); a point's trigger wall time follows from its device timestamp. A
-/// `camonitor` on NumCaptured stamps each update with the client's receive time.
+/// Trigger → CA monitor latency at a steady point rate (see `flyscan_hil_tests::latency`).
 fn latency(rate: f64) -> Result<(), String> {
     let seconds = 5.0;
     let mut chain = uniform("bench-latency", 921_600, "compact", rate, seconds)?;
-    let mut mon = Command::new(flyscan_host::ioc::ca_tool("camonitor"));
-    mon.envs(chain.ca.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .args(["-tc", "-g17", "-f0"])
-        .arg(chain.pv("NumCaptured"))
-        .env("TZ", "UTC")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = mon.spawn().map_err(|e| format!("camonitor: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no camonitor stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // Receive time on our side as a cross-check of camonitor's own stamp.
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
-            if tx.send((now, line)).is_err() {
-                break;
-            }
-        }
-    });
+    let mon = CaMonitor::start(
+        &chain.ca,
+        &flyscan_host::ioc::ca_tool("camonitor"),
+        &chain.pv("NumCaptured"),
+    )?;
     chain.configure()?;
     chain.arm()?;
     chain.wait_done(Duration::from_secs(120))?;
     std::thread::sleep(Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
+    let updates = mon.finish();
     let n = chain.get_f64("NumCaptured")? as usize;
     let table = chain.read_table_caget(n)?;
     let sim_out = std::fs::read_to_string(chain.dir.join("sim.stdout")).unwrap_or_default();
     chain.stop_sim()?;
-    let Some((wall0, tick0, ticks_per_s)) = sim_out.lines().find_map(parse_clock_line) else {
-        return Err(
-            "the simulator printed no DEVICE_CLOCK line; cannot map device time to wall time"
-                .into(),
-        );
-    };
-    let mut lat: Vec<f64> = Vec::new();
-    for (_piped_at, line) in rx.try_iter() {
-        // camonitor's own client timestamp: when the update reached the CA client library
-        // (our pipe may be block-buffered, so its arrival time is not used).
-        // Format: `PV (YYYY-MM-DD hh:mm:ss.ffffff) value [status severity]`.
-        let (Some(open), Some(close)) = (line.find('('), line.find(')')) else {
-            continue;
-        };
-        let mut stamp = line[open + 1..close].split_whitespace();
-        let (Some(date), Some(time)) = (stamp.next(), stamp.next()) else {
-            continue;
-        };
-        let Some(recv) = parse_utc(date, time) else {
-            continue;
-        };
-        let Some(v) = line[close + 1..]
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        else {
-            continue;
-        };
-        let i = v as usize;
-        if i == 0 || i > table.len() {
-            continue;
-        }
-        // Newest point visible in this update; its trigger in wall time.
-        let ts_ticks = table.timestamp_s[i - 1] * chain.clock_hz();
-        let trig = wall0 + (ts_ticks - tick0) / ticks_per_s;
-        lat.push(recv - trig);
-    }
-    if lat.is_empty() {
-        return Err("no monitor update seen".into());
-    }
-    lat.sort_by(f64::total_cmp);
-    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3;
+    let clock = DeviceClock::from_sim_stdout(&sim_out)
+        .ok_or("the simulator printed no DEVICE_CLOCK line; cannot map device time to wall time")?;
+    let lat = latencies(&updates, &table.timestamp_s, chain.clock_hz(), clock);
+    let q = |p: f64| quantile(&lat, p).map_or(f64::NAN, |v| v * 1e3);
     println!(
         "\ntrigger → CA monitor latency at 921 600 baud, {rate:.0} points/s compact: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} updates)",
         q(0.5),
@@ -218,23 +158,4 @@ fn latency(rate: f64) -> Result<(), String> {
         lat.len()
     );
     Ok(())
-}
-
-/// camonitor's `-tc` stamp printed with TZ=UTC, as Unix seconds.
-fn parse_utc(date: &str, time: &str) -> Option<f64> {
-    let t =
-        chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f")
-            .ok()?;
-    let utc = t.and_utc();
-    Some(utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_nanos()) * 1e-9)
-}
-
-/// `DEVICE_CLOCK <unix seconds> <tick> <ticks per wall second>`.
-fn parse_clock_line(line: &str) -> Option<(f64, f64, f64)> {
-    let mut it = line.strip_prefix("DEVICE_CLOCK ")?.split_whitespace();
-    Some((
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-    ))
 }

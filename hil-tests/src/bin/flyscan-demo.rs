@@ -6,6 +6,7 @@
 use clap::Parser;
 use flyscan_hil_tests::chain::{Chain, ChainOptions, workspace_root};
 use flyscan_hil_tests::compare::compare;
+use flyscan_hil_tests::latency::{CaMonitor, DeviceClock, latencies, quantile};
 use flyscan_hil_tests::plot::plot_png;
 use flyscan_hil_tests::truth::Truth;
 use flyscan_hil_tests::xdi::{XdiMeta, write_xdi};
@@ -71,6 +72,11 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         chain.enabled_channels().len()
     );
     chain.configure()?;
+    let monitor = CaMonitor::start(
+        &chain.ca,
+        &flyscan_host::ioc::ca_tool("camonitor"),
+        &chain.pv("NumCaptured"),
+    )?;
     let t_arm = Instant::now();
     chain.arm()?;
     let bar = ProgressBar::new(total);
@@ -114,7 +120,12 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         return Err(format!("scan ended with {status}: {msg}"));
     }
     let mut table = chain.read_table_caget(captured)?;
+    let updates = monitor.finish();
+    let sim_stdout = std::fs::read_to_string(chain.dir.join("sim.stdout")).unwrap_or_default();
     chain.stop_sim()?;
+    let latency = DeviceClock::from_sim_stdout(&sim_stdout)
+        .map(|clock| latencies(&updates, &table.timestamp_s, chain.clock_hz(), clock))
+        .unwrap_or_default();
     let truth = Truth::load(&chain.truth_path())?;
     let mism = compare(&table, &truth.points, chain.clock_hz());
     let lost = chain.get_f64("LostPoints")?;
@@ -148,6 +159,15 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         span,
         wall
     );
+    match (quantile(&latency, 0.5), quantile(&latency, 0.99)) {
+        (Some(p50), Some(p99)) => println!(
+            "  latency         trigger → CA monitor p50 {:.1} ms, p99 {:.1} ms ({} updates)",
+            p50 * 1e3,
+            p99 * 1e3,
+            latency.len()
+        ),
+        _ => println!("  latency         not measured (no monitor updates or device clock)"),
+    }
     let dir = workspace_root().join("out").join("demo");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let xdi_path = dir.join("scan.xdi");
