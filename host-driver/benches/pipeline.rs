@@ -1,4 +1,4 @@
-//! Pipeline benchmarks against a real soft IOC (prints numbers; see BENCHMARKS.host.md):
+//! Pipeline benchmarks against a real soft IOC (prints numbers; see BENCHMARKS.md, section Host driver):
 //! 1. latency from a batch frame written to the pty to the value seen by a CA monitor;
 //! 2. sustained points/s for 8 channels × 100 000 points, and the driver's peak RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

@@ -2,6 +2,7 @@
 //! of a scan (Configure → list chunks → Arm), and keeps [`crate::state::Shared`] up to date.
 //! [`run`] wires it to the serial port, the control monitors and the publisher.
 
+use crate::assembler::sequencer::SequencerConfig;
 use crate::assembler::{Assembler, Event};
 use crate::controls::{self, Control};
 use crate::host_message::{HostFramer, HostMessage};
@@ -135,7 +136,11 @@ impl Core {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Self {
-            asm: Assembler::default(),
+            asm: Assembler::new(SequencerConfig {
+                // 10 bits per byte on an 8N1 line.
+                line_bytes_per_sec: cfg.serial.baud / 10,
+                ..SequencerConfig::default()
+            }),
             framer: HostFramer::new(0),
             controls: Controls::default(),
             phase: Phase::Idle,

@@ -10,6 +10,7 @@
 mod common;
 use common::*;
 use flyscan_protocol::{Direction, Encoding, ScanConfig, TriggerMode};
+use std::time::Duration;
 
 fn ssc(count: u32, mask: u32) -> ScanConfig {
     ScanConfig {
@@ -361,4 +362,58 @@ fn list_mode_streams_positions_and_ioc_restart_republishes() {
         (caget(&ioc, &format!("{p}Position.NORD"))[0] == 600.0).then_some(())
     });
     check_exact(&ioc, &cfg, &list, 600, &[]);
+}
+
+#[test]
+fn port_vanishing_mid_scan_reconnects_and_data_stays_exact() {
+    let ioc = start_ioc(&unique_prefix("G"), 5000);
+    let dir = std::env::temp_dir().join(format!("flyscan-vanish-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dev = FakeDevice::start(DevOptions {
+        link: Some(dir.join("ttyDEV")),
+        batch_points: 20,
+        ..Default::default()
+    });
+    let d = Driver::start(&dev.path, &ioc);
+    wait_connected(&ioc, &d);
+    let cfg = ssc(4000, 0b1011);
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+    wait_for(20, "points before the unplug", Some(&d), || {
+        (scalar(&ioc, "NumCaptured") >= 400.0).then_some(())
+    });
+    dev.vanish(Duration::from_millis(400));
+    wait_for(30, "Done", Some(&d), || (status(&ioc) == 3).then_some(()));
+    let st = dev.stats();
+    assert_eq!(st.returns, 1);
+    assert!(
+        st.frames_into_void > 5,
+        "{} frames sent while the port was gone",
+        st.frames_into_void
+    );
+    check_exact(&ioc, &cfg, &[], 4000, &[]);
+    assert_eq!(scalar(&ioc, "LostPoints"), 0.0);
+    assert_eq!(scalar(&ioc, "NumCaptured"), 4000.0);
+    assert!(scalar(&ioc, "Resends") >= 1.0);
+    // The driver saw the port go, counted the reopen, and asked for what it missed.
+    let log = strip_ansi(&d.log_text());
+    assert!(log.contains("reopens=1"), "{log}");
+    assert_eq!(log.matches("serial port open").count(), 2, "{log}");
+    assert!(!st.resend_requests.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The log without terminal colour sequences.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (false, c) => out.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    out
 }

@@ -3,9 +3,12 @@
 //! returns (batches go into [`crate::scan::ScanData`]).
 //!
 //! Start-up (or reconnection) sends `GetInfo`; the `DeviceInfo` answer is the sync point, and
-//! the `resend_frames` frames before it are requested again so a scan already running when the
-//! driver started is recovered from its `ScanArmed`. Until then, ordered frames are dropped
-//! (they are inside that look-back) and control frames are passed through.
+//! the frames before it that the device's resend ring may still hold (`resend_frames` − 1, but
+//! none before sequence number 0 unless the counter wrapped) are requested again, so a scan
+//! already running when the driver started is recovered from its `ScanArmed`. Until then,
+//! ordered frames are dropped (they are inside that look-back) and control frames are passed
+//! through. Resend naks steer the sequencer: `ResendUnavailable` gives up what the device no
+//! longer holds, `Busy` backs requests off.
 
 pub mod sequencer;
 
@@ -195,12 +198,14 @@ impl Assembler {
 
     fn poll(&mut self, now: Instant, out: &mut Vec<Event>) {
         self.drain(out);
-        while let Some(a) = self.seq.poll(now) {
-            let lost = matches!(a, SeqAction::Lost { .. });
+        let mut actions = Vec::new();
+        self.seq.poll(now, &mut actions);
+        let lost = actions.iter().any(|a| matches!(a, SeqAction::Lost { .. }));
+        for a in actions {
             Self::seq_action(a, out);
-            if !lost {
-                break;
-            }
+        }
+        if lost {
+            // Frames given up may unblock the ones held behind them.
             self.drain(out);
         }
     }
@@ -221,7 +226,8 @@ impl Assembler {
     }
 
     fn on_frame(&mut self, seq: u32, t: u8, body: Vec<u8>, now: Instant, out: &mut Vec<Event>) {
-        let _ = now;
+        // Wire size: COBS adds a byte per 254 and the delimiter.
+        self.seq.note_frame_bytes(body.len() + body.len() / 254 + 2);
         if is_control(t) {
             // Parse once to route it; handled now, the ordered slot just marks it as seen.
             let Some(msg) = self.parse_owned(&body, out) else {
@@ -234,7 +240,8 @@ impl Assembler {
                 let info = *info;
                 self.info = Some(info);
                 self.seq.set_ring_frames(info.resend_frames);
-                let behind_by = self.seq.next_seq().map_or(0, |n| n.wrapping_sub(seq));
+                let prev_next = self.seq.next_seq();
+                let behind_by = prev_next.map_or(0, |n| n.wrapping_sub(seq));
                 let arrival = if self.seq.is_synced() {
                     self.seq.arrive(seq, None)
                 } else {
@@ -250,7 +257,8 @@ impl Assembler {
                         // counter began again, so start over here (no look-back past seq 0).
                         out.push(Event::DeviceRestarted);
                         self.seq.unsync();
-                        self.seq.sync_at(seq, None, info.resend_frames.min(seq));
+                        self.seq
+                            .sync_at(seq, None, look_back(seq, None, info.resend_frames));
                     }
                     Arrival::Resynced { lost } => {
                         if lost > 0 {
@@ -260,7 +268,8 @@ impl Assembler {
                             });
                         }
                         self.seq.unsync();
-                        self.seq.sync_at(seq, None, info.resend_frames);
+                        self.seq
+                            .sync_at(seq, None, look_back(seq, prev_next, info.resend_frames));
                     }
                 }
                 out.push(msg);
@@ -288,10 +297,19 @@ impl Assembler {
             }
             if let Event::Reply(r) = &msg
                 && r.request_type == MessageType::ResendRequest as u8
-                && r.code == NakCode::ResendUnavailable
-                && let Some(a) = self.seq.resend_unavailable(r.arg)
             {
-                Self::seq_action(a, out);
+                match r.code {
+                    NakCode::Ack => self.seq.resend_accepted(),
+                    // The held part of the range was queued; the rest is gone for good.
+                    NakCode::ResendUnavailable => {
+                        self.seq.resend_accepted();
+                        for a in self.seq.resend_unavailable(r.arg) {
+                            Self::seq_action(a, out);
+                        }
+                    }
+                    NakCode::Busy => self.seq.resend_busy(now),
+                    _ => {}
+                }
             }
             out.push(msg);
             return;
@@ -382,6 +400,20 @@ impl Assembler {
                 return None;
             }
         })
+    }
+}
+
+/// How many frames before the sync point `seq` to recover: the rest of the device's ring (it
+/// holds `seq` itself too), but no further back than its counter's start (asking for frames
+/// before 0 is pointless) unless the counter has wrapped since `prev_next` (the last position
+/// known, if any).
+fn look_back(seq: u32, prev_next: Option<u32>, ring_frames: u32) -> u32 {
+    let held_before = ring_frames.saturating_sub(1);
+    let wrapped = prev_next.is_some_and(|p| p > seq && seq.wrapping_sub(p) < 1 << 31);
+    if wrapped {
+        held_before
+    } else {
+        held_before.min(seq)
     }
 }
 

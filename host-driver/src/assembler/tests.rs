@@ -95,11 +95,24 @@ fn synced(now: Instant, seq: u32) -> Assembler {
     assert_eq!(ev, vec![Event::Send(HostMessage::GetInfo)]);
     ev.clear();
     a.push_bytes(&frame(seq, &Message::DeviceInfo(info())), now, &mut ev);
-    // Look-back recovery asks for the ring before the DeviceInfo; pretend it is empty.
-    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
-        first_seq: seq.wrapping_sub(RESEND),
-        last_seq: seq.wrapping_sub(1)
-    })));
+    // Look-back recovery asks for the rest of the ring before the DeviceInfo (never before
+    // seq 0); pretend it is empty.
+    let look_back = seq.min(RESEND - 1);
+    let requests: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, Event::Send(HostMessage::ResendRequest { .. })))
+        .collect();
+    if look_back == 0 {
+        assert!(requests.is_empty(), "{requests:?}");
+    } else {
+        assert_eq!(
+            requests,
+            vec![&Event::Send(HostMessage::ResendRequest {
+                first_seq: seq - look_back,
+                last_seq: seq - 1
+            })]
+        );
+    }
     ev.clear();
     a.push_bytes(&nak_unavailable(seq.wrapping_add(1), seq), now, &mut ev);
     assert!(!a.has_gap());
@@ -213,7 +226,7 @@ fn startup_mid_scan_recovers_from_scan_armed() {
     ev.clear();
     a.push_bytes(&frame(42, &Message::DeviceInfo(info())), t, &mut ev);
     assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
-        first_seq: 34,
+        first_seq: 35,
         last_seq: 41
     })));
     // The device holds 39..41: ScanArmed at 39, batches at 40 and 41.
@@ -230,14 +243,13 @@ fn startup_mid_scan_recovers_from_scan_armed() {
 }
 
 #[test]
-fn unanswered_resends_give_up_after_retries() {
+fn unanswered_resends_go_on_until_the_frame_leaves_the_device_ring() {
     let t = Instant::now();
     let mut a = synced(t, 0);
     let mut ev = Vec::new();
     a.push_bytes(&batch(3, 1, 2, 2), t, &mut ev);
     let mut now = t;
     let mut requests = 0;
-    let mut lost = None;
     for _ in 0..20 {
         now += Duration::from_millis(300);
         ev.clear();
@@ -246,18 +258,88 @@ fn unanswered_resends_give_up_after_retries() {
             .iter()
             .filter(|e| matches!(e, Event::Send(HostMessage::ResendRequest { .. })))
             .count();
-        if let Some(Event::FramesLost { count, .. }) =
-            ev.iter().find(|e| matches!(e, Event::FramesLost { .. }))
-        {
-            lost = Some(*count);
-            assert_eq!(batches(&ev), vec![(2, 2)]);
+        assert!(!ev.iter().any(|e| matches!(e, Event::FramesLost { .. })));
+    }
+    assert!(requests >= 10, "{requests} requests in 6 s");
+    // RESEND newer frames later the device cannot hold frame 2 any more.
+    ev.clear();
+    for q in 4..2 + RESEND {
+        a.push_bytes(&batch(q, 1, 2 * (q - 2), 2), now, &mut ev);
+    }
+    assert!(!ev.iter().any(|e| matches!(e, Event::FramesLost { .. })));
+    a.push_bytes(&batch(2 + RESEND, 1, 2 * RESEND, 2), now, &mut ev);
+    assert!(ev.contains(&Event::FramesLost {
+        first_seq: 2,
+        count: 1
+    }));
+    assert_eq!(batches(&ev).first(), Some(&(2, 2)));
+}
+
+#[test]
+fn startup_look_back_never_asks_before_seq_zero() {
+    let t = Instant::now();
+    let mut a = Assembler::default();
+    let mut ev = Vec::new();
+    a.tick(t, &mut ev);
+    ev.clear();
+    a.push_bytes(&frame(3, &Message::DeviceInfo(info())), t, &mut ev);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Send(_)))
+            .collect::<Vec<_>>(),
+        vec![&Event::Send(HostMessage::ResendRequest {
+            first_seq: 0,
+            last_seq: 2
+        })]
+    );
+    a.push_bytes(&armed(0, 4), t, &mut ev);
+    a.push_bytes(&batch(1, 4, 0, 2), t, &mut ev);
+    a.push_bytes(&batch(2, 4, 2, 2), t, &mut ev);
+    assert_eq!(batches(&ev), vec![(0, 2), (2, 2)]);
+    assert!(!ev.iter().any(|e| matches!(e, Event::FramesLost { .. })));
+}
+
+#[test]
+fn busy_nak_backs_off_and_asks_again() {
+    let t = Instant::now();
+    let mut a = synced(t, 0);
+    let mut ev = Vec::new();
+    a.push_bytes(&batch(3, 1, 2, 2), t, &mut ev);
+    assert!(ev.contains(&Event::Send(HostMessage::ResendRequest {
+        first_seq: 2,
+        last_seq: 2
+    })));
+    ev.clear();
+    let busy = frame(
+        4,
+        &Message::CommandReply(CommandReply::nak(
+            0,
+            MessageType::ResendRequest as u8,
+            NakCode::Busy,
+            0,
+            format_args!("busy"),
+        )),
+    );
+    a.push_bytes(&busy, t, &mut ev);
+    // Well before the resend timeout, once the back-off is over, frame 2 is asked again.
+    let mut asked_at = None;
+    for i in 1..=10u64 {
+        ev.clear();
+        a.tick(t + Duration::from_millis(20 * i), &mut ev);
+        if ev.contains(&Event::Send(HostMessage::ResendRequest {
+            first_seq: 2,
+            last_seq: 2,
+        })) {
+            asked_at = Some(20 * i);
             break;
         }
     }
-    assert_eq!(lost, Some(1));
-    assert_eq!(
-        requests, 3,
-        "first request came with the frame, three retries follow"
+    let asked_at = asked_at.unwrap_or(u64::MAX);
+    assert!(
+        (SequencerConfig::default().busy_backoff.as_millis() as u64
+            ..SequencerConfig::default().resend_timeout.as_millis() as u64)
+            .contains(&asked_at),
+        "asked again after {asked_at} ms"
     );
 }
 

@@ -58,6 +58,9 @@ pub struct DevOptions {
     pub corrupt_once: HashSet<u32>,
     /// Hold the scan after arming until `release` is set.
     pub hold: bool,
+    /// Publish the port as this symlink (re-pointed when the port comes back after
+    /// [`FakeDevice::vanish`]).
+    pub link: Option<PathBuf>,
 }
 
 impl Default for DevOptions {
@@ -82,6 +85,7 @@ impl Default for DevOptions {
             unavailable: HashSet::new(),
             corrupt_once: HashSet::new(),
             hold: false,
+            link: None,
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct DevStats {
     pub frames_sent: u64,
     /// (points sent so far, wall-clock time the batch was written), per batch.
     pub batch_times: Vec<(u32, std::time::SystemTime)>,
+    /// Frames written while the port was gone (never reached the host).
+    pub frames_into_void: u64,
+    /// Times the port came back after vanishing.
+    pub returns: u32,
 }
 
 pub struct FakeDevice {
@@ -106,12 +114,56 @@ pub struct FakeDevice {
     pub stats: Arc<Mutex<DevStats>>,
     pub release: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    vanish: Arc<Mutex<Option<Duration>>>,
+    link: Option<PathBuf>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// One pty pair; dropping it closes both sides, so the peer sees the port vanish.
+struct Pty {
+    master: TTYPort,
     _slave: TTYPort,
 }
 
+impl Pty {
+    /// A new pair; with `link`, (re)points that symlink at its slave. Returns the slave path.
+    fn open(link: Option<&std::path::Path>) -> (Self, PathBuf) {
+        let (mut master, slave) = TTYPort::pair().expect("pty pair");
+        // Processes the tests start (the driver among them) must not inherit these: a copy of
+        // the master held elsewhere would keep the port alive after it "vanishes".
+        close_on_exec(&master);
+        close_on_exec(&slave);
+        let path = PathBuf::from(slave.name().expect("pty name"));
+        master
+            .set_timeout(Duration::from_millis(2))
+            .expect("timeout");
+        if let Some(l) = link {
+            let _ = std::fs::remove_file(l);
+            std::os::unix::fs::symlink(&path, l).expect("symlink");
+        }
+        (
+            Self {
+                master,
+                _slave: slave,
+            },
+            path,
+        )
+    }
+}
+
+/// Sets `FD_CLOEXEC` on a port's descriptor.
+#[allow(unsafe_code)]
+fn close_on_exec(port: &TTYPort) {
+    use std::os::fd::AsRawFd;
+    let fd = port.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this port owns and keeps open; no memory is passed.
+    let ok = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
+    assert!(ok, "fcntl FD_CLOEXEC failed");
+}
+
 struct Dev {
-    port: TTYPort,
+    /// `None` while the port is gone.
+    port: Option<Pty>,
     opts: DevOptions,
     seq: u32,
     ring: HashMap<u32, Vec<u8>>,
@@ -151,9 +203,15 @@ impl Dev {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let _ = self.port.write_all(bytes);
-        let _ = self.port.flush();
-        self.stats.lock().unwrap().frames_sent += 1;
+        let mut st = self.stats.lock().unwrap();
+        st.frames_sent += 1;
+        match self.port.as_mut() {
+            Some(p) => {
+                let _ = p.master.write_all(bytes);
+                let _ = p.master.flush();
+            }
+            None => st.frames_into_void += 1,
+        }
     }
 
     fn reply(&mut self, seq: u32, t: u8, code: NakCode, arg: u32, detail: &str) {
@@ -378,18 +436,19 @@ impl Dev {
 
 impl FakeDevice {
     pub fn start(opts: DevOptions) -> Self {
-        let (mut master, slave) = TTYPort::pair().expect("pty pair");
-        let path = PathBuf::from(slave.name().expect("pty name"));
-        master
-            .set_timeout(Duration::from_millis(2))
-            .expect("timeout");
+        let link = opts.link.clone();
+        let (pty, slave_path) = Pty::open(link.as_deref());
+        let path = link.clone().unwrap_or(slave_path);
         let stats = Arc::new(Mutex::new(DevStats::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
-        let (st, sp, rl) = (stats.clone(), stop.clone(), release.clone());
+        let vanish = Arc::new(Mutex::new(None::<Duration>));
+        let thread_link = link.clone();
+        let (st, sp, rl, va) = (stats.clone(), stop.clone(), release.clone(), vanish.clone());
         let thread = std::thread::spawn(move || {
+            let mut back_at: Option<Instant> = None;
             let mut dev = Dev {
-                port: master,
+                port: Some(pty),
                 opts,
                 seq: 0,
                 ring: HashMap::new(),
@@ -408,8 +467,29 @@ impl FakeDevice {
             let mut deframer = Box::new(Deframer::new());
             let mut buf = [0u8; 4096];
             while !sp.load(Ordering::SeqCst) {
+                if let Some(away) = va.lock().unwrap().take() {
+                    // The port disappears (both pty sides close, the symlink goes) while the
+                    // scan goes on: frames sent meanwhile never reach the host.
+                    dev.port = None;
+                    if let Some(l) = &thread_link {
+                        let _ = std::fs::remove_file(l);
+                    }
+                    deframer.reset();
+                    back_at = Some(Instant::now() + away);
+                }
+                if back_at.is_some_and(|t| Instant::now() >= t) {
+                    back_at = None;
+                    dev.port = Some(Pty::open(thread_link.as_deref()).0);
+                    dev.stats.lock().unwrap().returns += 1;
+                }
                 // A read timeout is the normal idle case.
-                let n: usize = dev.port.read(&mut buf).unwrap_or_default();
+                let n: usize = match dev.port.as_mut() {
+                    Some(p) => p.master.read(&mut buf).unwrap_or_default(),
+                    None => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        0
+                    }
+                };
                 let mut input = &buf[..n];
                 let mut frames = Vec::new();
                 loop {
@@ -446,13 +526,20 @@ impl FakeDevice {
             stats,
             release,
             stop,
+            vanish,
+            link,
             thread: Some(thread),
-            _slave: slave,
         }
     }
 
     pub fn stats(&self) -> DevStats {
         self.stats.lock().unwrap().clone()
+    }
+
+    /// Makes the port disappear now and come back (a new pty, at the same symlink if
+    /// [`DevOptions::link`] is set) after `away`.
+    pub fn vanish(&self, away: Duration) {
+        *self.vanish.lock().unwrap() = Some(away);
     }
 }
 
@@ -461,6 +548,9 @@ impl Drop for FakeDevice {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(l) = &self.link {
+            let _ = std::fs::remove_file(l);
         }
     }
 }
