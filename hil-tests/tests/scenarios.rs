@@ -200,6 +200,64 @@ fn host_driver_killed_and_restarted_mid_scan() {
 }
 
 #[test]
+fn host_outage_longer_than_the_resend_ring_counts_lost_points_exactly() {
+    // 5 000 points/s for 8 s: the firmware's resend ring holds a few seconds of this stream,
+    // so a 6 s outage of the driver loses points for good.
+    let s = scenario_variant(
+        "uniform.toml",
+        "longoutage",
+        &[
+            ("scan.count", toml::Value::Integer(40_000)),
+            ("motor.velocity", toml::Value::Float(50_000.0)),
+            ("motor.acceleration", toml::Value::Float(5_000_000.0)),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = ChainOptions::scenario("longoutage", "uniform.toml");
+    opts.scenario = s;
+    opts.max_points = 40_010;
+    let mut c = start_opts(opts);
+    c.configure().unwrap_or_else(|e| panic!("{e}"));
+    c.arm().unwrap_or_else(|e| panic!("{e}"));
+    c.wait_pv(
+        "NumCaptured",
+        |v| v.parse::<f64>().is_ok_and(|n| n > 3000.0),
+        SCAN_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    c.kill_host();
+    std::thread::sleep(Duration::from_secs(6));
+    c.start_host().unwrap_or_else(|e| panic!("{e}"));
+    let status = c.wait_done(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, "Done", "{}", c.logs());
+    let total = c.plan.config.total_points() as usize;
+    let t = c.read_table_caget(total).unwrap_or_else(|e| panic!("{e}"));
+    c.stop_sim().unwrap_or_else(|e| panic!("{e}"));
+    let truth =
+        flyscan_hil_tests::truth::Truth::load(&c.truth_path()).unwrap_or_else(|e| panic!("{e}"));
+    let missing = t.position.iter().filter(|p| p.is_nan()).count();
+    assert!(
+        missing > 0,
+        "the outage was meant to outlast the resend ring"
+    );
+    assert_eq!(
+        c.get_f64("LostPoints").ok(),
+        Some(missing as f64),
+        "LostPoints = points missing"
+    );
+    // Every point that did arrive is exact, at its own index.
+    for (i, tp) in truth.points.iter().enumerate() {
+        if t.position[i].is_nan() {
+            continue;
+        }
+        assert_eq!(t.position[i], tp.position as f64, "point {i}");
+        for (ch, &want) in tp.counts.iter().enumerate() {
+            assert_eq!(t.channels[ch][i], f64::from(want), "point {i} channel {ch}");
+        }
+    }
+}
+
+#[test]
 fn ioc_restarted_mid_scan() {
     let mut c = start("iocrestart", "uniform.toml");
     c.configure().unwrap_or_else(|e| panic!("{e}"));

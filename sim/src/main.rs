@@ -144,6 +144,40 @@ fn reader(mut port: serialport::TTYPort, stop: Arc<AtomicBool>) -> mpsc::Receive
     rx
 }
 
+/// A line output that never blocks the simulation: chunks go to a writer thread through a
+/// bounded queue. When the reader at the other end does not keep up (or is gone), the queue
+/// fills and further chunks are lost, as bytes on a real line with no receiver are.
+struct LineOut {
+    tx: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl LineOut {
+    /// Queue depth in chunks (the simulation sends one chunk per poll interval at most).
+    const DEPTH: usize = 256;
+
+    fn new(mut port: serialport::TTYPort, stop: Arc<AtomicBool>) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(Self::DEPTH);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                // The port's write timeout bounds how long an unread line can hold us up; a
+                // failed write loses the chunk, as a line fault would.
+                if write_line(&mut port, &chunk).is_err() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        // Full queue: the receiver is not reading; the bytes are lost on the line.
+        let _ = self.tx.try_send(bytes.to_vec());
+    }
+}
+
 fn run(args: RunArgs) -> Result<()> {
     let sc = load(&args.scenario, args.seed)?;
     let stop = stop_flag()?;
@@ -171,7 +205,7 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
     let clock = WallClock::new(hz, args.speed);
     let wall0 = unix_now();
     let mut announced = false;
-    let mut host_w = host.master.try_clone_native()?;
+    let host_w = LineOut::new(host.master.try_clone_native()?, stop.clone());
     let rx = reader(host.master.try_clone_native()?, stop.clone());
     let mut to_host = Vec::new();
     let mut from_host = Vec::new();
@@ -192,7 +226,7 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
                 announce_device_clock(wall0 + at as f64 / clock.ticks_per_s(), clock.ticks_per_s());
             }
             if !to_host.is_empty() {
-                write_line(&mut host_w, &to_host)?;
+                host_w.send(&to_host);
                 to_host.clear();
             }
         }
@@ -313,7 +347,7 @@ fn run_external(
     let dev_rx = reader(device.master.try_clone_native()?, stop.clone());
     let host_rx = reader(host.master.try_clone_native()?, stop.clone());
     let mut dev_w = device.master.try_clone_native()?;
-    let mut host_w = host.master.try_clone_native()?;
+    let host_w = LineOut::new(host.master.try_clone_native()?, stop.clone());
     let mut buf = Vec::new();
     // Wall tick at which every expected point existed and the line had carried them out.
     let mut done_at: Option<u64> = None;
@@ -343,7 +377,7 @@ fn run_external(
         buf.clear();
         up.deliver(now, &mut buf);
         if !buf.is_empty() {
-            write_line(&mut host_w, &buf)?;
+            host_w.send(&buf);
         }
         buf.clear();
         down.deliver(now, &mut buf);
