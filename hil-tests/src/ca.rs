@@ -23,7 +23,12 @@ impl Ca {
     }
 
     fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.venv.join("bin").join(name));
+        let path = if name == "python" {
+            self.venv.join("bin").join(name)
+        } else {
+            flyscan_host::ioc::ca_tool(name)
+        };
+        let mut c = Command::new(path);
         c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c
     }

