@@ -54,7 +54,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Test => test(&root),
         Cmd::Demo { args } => demo(&args),
         Cmd::Cross => cross().map(|_| ()),
-        Cmd::Hil => run(cargo().args(["test", "--release", "-p", "flyscan-hil-tests"])),
+        Cmd::Hil => hil(&root),
     }
 }
 
@@ -128,6 +128,33 @@ fn cross() -> Result<Option<PathBuf>> {
     ))))
 }
 
+/// The bench (hil-tests) runs the release binaries, as a beamline would.
+fn build_bench_binaries() -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flyscan-sim",
+        "-p",
+        "flyscan-host",
+        "-p",
+        "flyscan-firmware",
+        "--bins",
+    ]))
+}
+
+/// The bench alone (simulator by default; `FLYSCAN_HIL_DEVICE` names a real device).
+fn hil(root: &Path) -> Result<()> {
+    build_bench_binaries()?;
+    let mut t = cargo();
+    t.args(["test", "--release", "-p", "flyscan-hil-tests"])
+        .env("FLYSCAN_BIN_DIR", target_dir(root).join("release"));
+    if let Some(fw) = cross()? {
+        t.env("FLYSCAN_AARCH64_FIRMWARE", fw);
+    }
+    run(&mut t)
+}
+
 fn test(root: &Path) -> Result<()> {
     let t = Instant::now();
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -155,27 +182,13 @@ fn test(root: &Path) -> Result<()> {
             "rust target {NO_STD_TARGET} missing: run scripts/setup.sh (rustup target add {NO_STD_TARGET})"
         );
     }
-    // The bench (hil-tests) runs the release binaries, as a beamline would.
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "flyscan-sim",
-        "-p",
-        "flyscan-host",
-        "-p",
-        "flyscan-firmware",
-        "--bins",
-    ]))?;
+    build_bench_binaries()?;
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
     tests.env("FLYSCAN_BIN_DIR", target_dir(root).join("release"));
     if let Some(fw) = cross()? {
         // The bench's qemu test runs exactly the binary we ship.
-        tests.env(
-            "FLYSCAN_AARCH64_FIRMWARE",
-            target_dir(root).join(fw.strip_prefix("target").unwrap_or(&fw)),
-        );
+        tests.env("FLYSCAN_AARCH64_FIRMWARE", fw);
     }
     run(&mut tests)?;
     let py = root.join(".venv/bin/python");
