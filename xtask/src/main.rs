@@ -123,9 +123,12 @@ fn cross() -> Result<Option<PathBuf>> {
         "--target",
         AARCH64,
     ]))?;
-    Ok(Some(PathBuf::from(format!(
-        "target/{AARCH64}/release/firmware-odroid"
-    ))))
+    Ok(Some(
+        target_dir(&project_root())
+            .join(AARCH64)
+            .join("release")
+            .join("firmware-odroid"),
+    ))
 }
 
 /// The bench (hil-tests) runs the release binaries, as a beamline would.
