@@ -14,12 +14,23 @@ use std::process::Command;
 use std::time::Duration;
 
 fn aarch64_firmware() -> Option<PathBuf> {
-    let p = std::env::var_os("FLYSCAN_AARCH64_FIRMWARE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            workspace_root().join("target/aarch64-unknown-linux-musl/release/firmware-odroid")
-        });
-    p.is_file().then_some(p)
+    match std::env::var_os("FLYSCAN_AARCH64_FIRMWARE") {
+        // Named by `cargo xtask test`, which built it: it must be there.
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "FLYSCAN_AARCH64_FIRMWARE={} does not exist",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            let p =
+                workspace_root().join("target/aarch64-unknown-linux-musl/release/firmware-odroid");
+            p.is_file().then_some(p)
+        }
+    }
 }
 
 fn qemu() -> bool {
