@@ -2,9 +2,37 @@
 
 use super::config::Options;
 use super::run::{Exit, run};
+use embedded_hal::digital::InputPin;
+use embedded_hal::spi::SpiDevice;
 use flyscan_firmware::fpga::sim_socket;
-use flyscan_firmware::{Firmware, Fpga, Settings};
+use flyscan_firmware::{Firmware, Fpga, InitError, Settings};
 use tracing::{error, info};
+
+/// Checks and resets the FPGA and builds the firmware on it (boxed: its buffers are large).
+fn start<SPI, DRDY>(spi: SPI, drdy: DRDY) -> Result<Box<Firmware<SPI, DRDY>>, Exit>
+where
+    SPI: SpiDevice,
+    DRDY: InputPin,
+    InitError<SPI, DRDY>: core::fmt::Display,
+{
+    Firmware::new(Fpga::new(spi, drdy), Settings::default())
+        .map(Box::new)
+        .map_err(|e| {
+            error!("FPGA start-up failed: {e}");
+            Exit::FpgaInit
+        })
+}
+
+/// The I/O loop on real hardware: FPGA errors are retried with backoff, never fatal.
+fn run_hardware<SPI: SpiDevice, DRDY: InputPin>(
+    fw: Box<Firmware<SPI, DRDY>>,
+    opts: &Options,
+) -> Exit {
+    match run(fw, opts, |_| false) {
+        Ok(_) => Exit::Clean,
+        Err(code) => code,
+    }
+}
 
 /// Simulator socket backend: a closed socket ends the program (exit 4).
 pub fn sim(opts: &Options) -> Exit {
@@ -19,12 +47,9 @@ pub fn sim(opts: &Options) -> Exit {
         }
     };
     info!("connected to the simulator at {}", path.display());
-    let fw = match Firmware::new(Fpga::new(spi, drdy), Settings::default()) {
-        Ok(fw) => Box::new(fw),
-        Err(e) => {
-            error!("FPGA start-up failed: {e}");
-            return Exit::FpgaInit;
-        }
+    let fw = match start(spi, drdy) {
+        Ok(fw) => fw,
+        Err(code) => return code,
     };
     let exit = run(fw, opts, |e| match e {
         flyscan_firmware::fpga::Error::Spi(e) | flyscan_firmware::fpga::Error::Pin(e) => {
@@ -83,15 +108,8 @@ pub fn spidev(opts: &Options) -> Exit {
         "FPGA on {} at {} Hz, data ready on {} line {}",
         opts.spi, opts.spi_hz, opts.drdy_chip, opts.drdy_line
     );
-    let fw = match Firmware::new(Fpga::new(spi, pin), Settings::default()) {
-        Ok(fw) => Box::new(fw),
-        Err(e) => {
-            error!("FPGA start-up failed: {e}");
-            return Exit::FpgaInit;
-        }
-    };
-    match run(fw, opts, |_| false) {
-        Ok(_) => Exit::Clean,
+    match start(spi, pin) {
+        Ok(fw) => run_hardware(fw, opts),
         Err(code) => code,
     }
 }
@@ -116,15 +134,8 @@ pub fn rppal(opts: &Options) -> Exit {
             return Exit::FpgaInit;
         }
     };
-    let fw = match Firmware::new(Fpga::new(spi, pin), Settings::default()) {
-        Ok(fw) => Box::new(fw),
-        Err(e) => {
-            error!("FPGA start-up failed: {e}");
-            return Exit::FpgaInit;
-        }
-    };
-    match run(fw, opts, |_| false) {
-        Ok(_) => Exit::Clean,
+    match start(spi, pin) {
+        Ok(fw) => run_hardware(fw, opts),
         Err(code) => code,
     }
 }
