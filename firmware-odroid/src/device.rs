@@ -66,6 +66,9 @@ pub struct Settings {
     pub default_latency_us: u32,
     /// Most edges handled per [`Firmware::poll`] (bounds the time of one call).
     pub max_edges_per_poll: usize,
+    /// Session id sent in `DeviceInfo`, `Health` and `Pong`: the binary draws it at random at
+    /// every start, so the host tells a restarted device from one that merely went quiet.
+    pub boot_id: u32,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             health_period_lossy_us: 100_000,
             default_latency_us: 10_000,
             max_edges_per_poll: 4096,
+            boot_id: 0,
         }
     }
 }
@@ -213,6 +217,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             resend_frames: RESEND_FRAMES as u32,
             max_points: self.settings.max_points,
             list_window: LIST_WINDOW as u32,
+            boot_id: self.settings.boot_id,
         }
     }
 
@@ -326,6 +331,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         h.frames_sent = self.outbox.frames_sent();
         h.resends = self.outbox.resends();
         h.resend_misses = self.outbox.resend_misses();
+        h.boot_id = self.settings.boot_id;
         h
     }
 
@@ -595,15 +601,19 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 self.send_control(&Message::Pong {
                     token,
                     uptime_ticks: self.now,
+                    boot_id: self.settings.boot_id,
                 });
             }
             Message::Configure(cfg) => {
                 if self.armed() || self.finishing.is_some() {
                     return self.reply(busy("Configure"));
                 }
-                let checked = cfg
-                    .validate(self.info.n_channels, self.settings.max_points)
-                    .and_then(|()| cfg.validate_list_window(LIST_WINDOW as u32));
+                let limits = flyscan_protocol::Limits::device(
+                    self.info.n_channels,
+                    self.settings.max_points,
+                    LIST_WINDOW as u32,
+                );
+                let checked = cfg.validate(&limits);
                 if let Err(e) = checked {
                     // The argument is the protocol's ConfigError code (PROTOCOL.md §NakCodes).
                     return self.reply(nak(NakCode::InvalidConfig, e.code(), format_args!("{e}")));

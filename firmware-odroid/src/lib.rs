@@ -12,6 +12,7 @@
 //! * [`stream`] and [`outbox`]: point batches, frame numbering, resend history, bounded
 //!   transmit queue; [`batch_cap`]: batch size adapted to line noise.
 //! * [`device`]: the sans-I/O [`Firmware`] object tying them together and handling commands.
+//! * `boot_id` (std): the random session id a start announces.
 //!
 //! **Architecture invariants:** the core does no I/O of its own and reads no clock (time is
 //! passed to [`Firmware::poll`]); it allocates nothing (heapless, fixed buffers); no host bytes
@@ -21,6 +22,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod batch_cap;
+#[cfg(feature = "std")]
+pub mod boot_id;
 pub mod buf;
 pub mod compare;
 pub mod device;

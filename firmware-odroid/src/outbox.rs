@@ -512,6 +512,7 @@ mod tests {
             &Message::Pong {
                 token,
                 uptime_ticks: u64::MAX,
+                boot_id: 1,
             },
             Class::Bulk,
         )

@@ -647,8 +647,12 @@ impl Core {
             max_batch_points: 0,
             max_latency_us: 0,
         };
-        cfg.validate(info.n_channels, info.max_points)
-            .map_err(|e| format!("invalid scan: {e}"))?;
+        cfg.validate(&flyscan_protocol::Limits::device(
+            info.n_channels,
+            info.max_points,
+            info.list_window,
+        ))
+        .map_err(|e| format!("invalid scan: {e}"))?;
         let capacity = lock(&self.shared)
             .ioc_capacity
             .unwrap_or(self.default_capacity) as u64;

@@ -255,6 +255,7 @@ impl Generator {
                 resend_misses: 0,
                 rx_errors: rng.random_range(0..5),
                 naks: rng.random_range(0..3),
+                boot_id: 0x5eed_b007,
             })
             .emit(payload),
             Kind::Reply => {

@@ -119,7 +119,7 @@ fn main() {
             "  Zebra ASCII chars/point {zebra:8}   (P + timestamp + {zebra_fields} field(s) + newline; no position/live time/CRC)"
         );
         for baud in BAUDS {
-            let bytes_s = f64::from(baud) / 10.0;
+            let bytes_s = f64::from(flyscan_protocol::limits::line_bytes_per_sec(baud));
             println!(
                 "  points/s at {baud:>7} baud: flyscan {:8.0}   Zebra {:8.0}",
                 bytes_s / per_point,

@@ -98,11 +98,37 @@ impl Default for ScanConfig {
     }
 }
 
-/// What is wrong with a [`ScanConfig`] for a given device.
+/// What a configuration is checked against: the device's limits (from `DeviceInfo`) and, on the
+/// host, how many points its waveforms hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Detector channels the device has.
+    pub n_channels: u8,
+    /// Most presets per pass (longest list) the device accepts.
+    pub max_points: u32,
+    /// List positions the device holds at once.
+    pub list_window: u32,
+    /// Most points of a whole scan (all passes) the receiver can store; `u64::MAX` on the device.
+    pub capacity: u64,
+}
+
+impl Limits {
+    /// A device's limits, with no storage bound.
+    pub fn device(n_channels: u8, max_points: u32, list_window: u32) -> Self {
+        Self {
+            n_channels,
+            max_points,
+            list_window,
+            capacity: u64::MAX,
+        }
+    }
+}
+
+/// What is wrong with a [`ScanConfig`] (or its position list) for a given device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `count` is 0.
+    /// `count` is 0 (in list mode: the position list is empty).
     ZeroCount,
     /// `count` exceeds the device's limit.
     TooManyPoints {
@@ -137,6 +163,35 @@ pub enum ConfigError {
         /// Device list window.
         window: u32,
     },
+    /// The presets run against the scan direction (a negative step with direction positive,
+    /// or a positive step with direction negative): only the first would ever fire.
+    StepAgainstDirection {
+        /// The step.
+        step: i64,
+        /// The direction.
+        direction: Direction,
+    },
+    /// A list position is out of order for the direction: positive scans need strictly
+    /// increasing positions, negative scans strictly decreasing ones, bidirectional scans one
+    /// of the two.
+    ListOrder {
+        /// Index of the first position out of order.
+        index: u32,
+    },
+    /// The position list does not hold `count` positions.
+    ListLength {
+        /// Positions given.
+        len: u64,
+        /// The configuration's count.
+        count: u32,
+    },
+    /// The scan's points (count × passes) exceed what the receiver can store.
+    ExceedsCapacity {
+        /// Points of the scan.
+        total: u64,
+        /// Points the receiver stores.
+        capacity: u64,
+    },
 }
 
 impl ConfigError {
@@ -151,6 +206,10 @@ impl ConfigError {
             Self::BadPasses { .. } => 6,
             Self::PositionOverflow => 7,
             Self::ListExceedsWindow { .. } => 8,
+            Self::StepAgainstDirection { .. } => 9,
+            Self::ListOrder { .. } => 10,
+            Self::ListLength { .. } => 11,
+            Self::ExceedsCapacity { .. } => 12,
         }
     }
 }
@@ -158,7 +217,7 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ZeroCount => f.write_str("number of points must be at least 1"),
+            Self::ZeroCount => f.write_str("no points: count is 0 (or the position list is empty)"),
             Self::TooManyPoints { count, max } => {
                 write!(f, "{count} points exceed the limit of {max}")
             }
@@ -183,6 +242,20 @@ impl fmt::Display for ConfigError {
                 f,
                 "a list of {count} positions used for several passes must fit the device's list window of {window}"
             ),
+            Self::StepAgainstDirection { step, direction } => write!(
+                f,
+                "step {step} runs against direction {direction:?}: only the first preset would fire"
+            ),
+            Self::ListOrder { index } => write!(
+                f,
+                "position {index} of the list is out of order for the scan direction"
+            ),
+            Self::ListLength { len, count } => {
+                write!(f, "the list holds {len} positions, the scan needs {count}")
+            }
+            Self::ExceedsCapacity { total, capacity } => {
+                write!(f, "{total} points exceed the {capacity} the waveforms hold")
+            }
         }
     }
 }
@@ -200,21 +273,22 @@ impl ScanConfig {
         u64::from(self.count) * u64::from(self.passes.max(1))
     }
 
-    /// Checks the configuration against a device with `n_channels` channels that accepts at most
-    /// `max_points` presets per pass.
-    pub fn validate(&self, n_channels: u8, max_points: u32) -> Result<(), ConfigError> {
+    /// Every rule a configuration must meet (PROTOCOL.md §Configure); the host checks it before
+    /// sending, the device again on receipt, so both refuse the same set.
+    pub fn validate(&self, limits: &Limits) -> Result<(), ConfigError> {
         if self.count == 0 {
             return Err(ConfigError::ZeroCount);
         }
-        if self.count > max_points {
+        if self.count > limits.max_points {
             return Err(ConfigError::TooManyPoints {
                 count: self.count,
-                max: max_points,
+                max: limits.max_points,
             });
         }
         if self.channel_mask == 0 {
             return Err(ConfigError::NoChannels);
         }
+        let n_channels = limits.n_channels;
         let allowed = if n_channels >= 32 {
             u32::MAX
         } else {
@@ -235,22 +309,64 @@ impl ScanConfig {
             if self.step == 0 {
                 return Err(ConfigError::ZeroStep);
             }
+            let against = match self.direction {
+                Direction::Positive => self.step < 0,
+                Direction::Negative => self.step > 0,
+                Direction::Either | Direction::Bidirectional => false,
+            };
+            if against && self.count > 1 {
+                return Err(ConfigError::StepAgainstDirection {
+                    step: self.step,
+                    direction: self.direction,
+                });
+            }
             let last = i128::from(self.start) + i128::from(self.step) * i128::from(self.count - 1);
             if i64::try_from(last).is_err() {
                 return Err(ConfigError::PositionOverflow);
             }
         }
+        if self.mode == TriggerMode::List && self.passes > 1 && self.count > limits.list_window {
+            return Err(ConfigError::ListExceedsWindow {
+                count: self.count,
+                window: limits.list_window,
+            });
+        }
+        if self.total_points() > limits.capacity {
+            return Err(ConfigError::ExceedsCapacity {
+                total: self.total_points(),
+                capacity: limits.capacity,
+            });
+        }
         Ok(())
     }
 
-    /// Checks a list scan against the device's list window: with more than one pass the list is
-    /// walked again, so all of it must be held at once.
-    pub fn validate_list_window(&self, list_window: u32) -> Result<(), ConfigError> {
-        if self.mode == TriggerMode::List && self.passes > 1 && self.count > list_window {
-            return Err(ConfigError::ListExceedsWindow {
+    /// The rules of a list scan's positions: exactly `count` of them, ordered for the direction
+    /// (strictly increasing for positive, strictly decreasing for negative, either of the two
+    /// for bidirectional; any order for *either*, where each preset fires at its first
+    /// crossing).
+    pub fn validate_positions(&self, positions: &[i64]) -> Result<(), ConfigError> {
+        if positions.len() as u64 != u64::from(self.count) {
+            return Err(ConfigError::ListLength {
+                len: positions.len() as u64,
                 count: self.count,
-                window: list_window,
             });
+        }
+        let rising = match self.direction {
+            Direction::Positive => true,
+            Direction::Negative => false,
+            Direction::Either => return Ok(()),
+            Direction::Bidirectional => match positions {
+                [a, b, ..] => b > a,
+                _ => return Ok(()),
+            },
+        };
+        for (i, w) in positions.windows(2).enumerate() {
+            let ordered = if rising { w[1] > w[0] } else { w[1] < w[0] };
+            if !ordered {
+                return Err(ConfigError::ListOrder {
+                    index: i as u32 + 1,
+                });
+            }
         }
         Ok(())
     }
@@ -263,5 +379,91 @@ impl ScanConfig {
         self.step
             .checked_mul(i64::from(i))
             .and_then(|d| self.start.checked_add(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::device(8, 1000, 64)
+    }
+
+    #[test]
+    fn step_must_follow_direction() {
+        let mut c = ScanConfig {
+            step: -5,
+            count: 10,
+            ..ScanConfig::default()
+        };
+        assert_eq!(
+            c.validate(&limits()),
+            Err(ConfigError::StepAgainstDirection {
+                step: -5,
+                direction: Direction::Positive
+            })
+        );
+        c.direction = Direction::Negative;
+        assert_eq!(c.validate(&limits()), Ok(()));
+        c.step = 5;
+        assert!(c.validate(&limits()).is_err());
+        c.direction = Direction::Either;
+        assert_eq!(c.validate(&limits()), Ok(()));
+        // A single preset has no direction to run against.
+        c.direction = Direction::Negative;
+        c.count = 1;
+        assert_eq!(c.validate(&limits()), Ok(()));
+    }
+
+    #[test]
+    fn capacity_bounds_the_whole_scan() {
+        let c = ScanConfig {
+            direction: Direction::Bidirectional,
+            count: 600,
+            passes: 2,
+            ..ScanConfig::default()
+        };
+        let l = Limits {
+            capacity: 1000,
+            ..limits()
+        };
+        assert_eq!(
+            c.validate(&l),
+            Err(ConfigError::ExceedsCapacity {
+                total: 1200,
+                capacity: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn list_positions_follow_direction_and_count() {
+        let mut c = ScanConfig {
+            mode: TriggerMode::List,
+            count: 3,
+            ..ScanConfig::default()
+        };
+        assert_eq!(c.validate_positions(&[1, 2, 3]), Ok(()));
+        assert_eq!(
+            c.validate_positions(&[1, 3, 3]),
+            Err(ConfigError::ListOrder { index: 2 })
+        );
+        assert_eq!(
+            c.validate_positions(&[1, 2]),
+            Err(ConfigError::ListLength { len: 2, count: 3 })
+        );
+        c.direction = Direction::Negative;
+        assert_eq!(
+            c.validate_positions(&[1, 2, 3]),
+            Err(ConfigError::ListOrder { index: 1 })
+        );
+        c.direction = Direction::Bidirectional;
+        assert_eq!(c.validate_positions(&[3, 2, 1]), Ok(()));
+        assert!(c.validate_positions(&[3, 2, 4]).is_err());
+        c.direction = Direction::Either;
+        assert_eq!(c.validate_positions(&[3, 9, 1]), Ok(()));
+        c.count = 0;
+        assert_eq!(c.validate(&limits()), Err(ConfigError::ZeroCount));
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{EncodeError, FrameError};
 use crate::limits::{CRC_LEN, HEADER_LEN, MAX_BODY, MAX_PAYLOAD};
 
 /// The protocol version this build writes and accepts.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// CRC-32C (Castagnoli, reflected, init and xorout 0xFFFFFFFF; check value 0xE3069283).
 /// The 16-slice table costs 16 KiB and runs at several GB/s on the host.
@@ -220,12 +220,12 @@ mod tests {
         let mut out = [0xa5u8; 32];
         let n = encode_frame(0x07, 1, &0x1122_3344u32.to_le_bytes(), &mut out).expect("fits");
         let body_crc =
-            CRC32C.checksum(&[0x01, 0x07, 0x01, 0x00, 0x00, 0x00, 0x44, 0x33, 0x22, 0x11]);
+            CRC32C.checksum(&[0x02, 0x07, 0x01, 0x00, 0x00, 0x00, 0x44, 0x33, 0x22, 0x11]);
         let c = body_crc.to_le_bytes();
         // COBS: zeros at body offsets 3,4,5 split runs: [01 07 01] [] [] [44 33 22 11 c0..c3]
         let mut expect = [0u8; 32];
         let e = [
-            0x04, 0x01, 0x07, 0x01, 0x01, 0x01, 0x09, 0x44, 0x33, 0x22, 0x11, c[0], c[1], c[2],
+            0x04, 0x02, 0x07, 0x01, 0x01, 0x01, 0x09, 0x44, 0x33, 0x22, 0x11, c[0], c[1], c[2],
             c[3], 0x00,
         ];
         expect[..e.len()].copy_from_slice(&e);

@@ -27,7 +27,7 @@ pub mod message;
 pub mod point;
 pub mod varint;
 
-pub use config::{Direction, ScanConfig, TriggerMode};
+pub use config::{ConfigError, Direction, Limits, ScanConfig, TriggerMode};
 pub use deframer::{Deframer, DeframerStats, Feed};
 pub use error::{EncodeError, FrameError, ParseError};
 pub use frame::{Frame, FrameHeader, MessageType, PROTOCOL_VERSION, encode_frame};

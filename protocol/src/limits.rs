@@ -24,3 +24,15 @@ pub const MAX_BATCH_POINTS: usize = 1024;
 pub const MAX_RAW_POINT: usize = 21 + 4 * MAX_CHANNELS;
 /// Longest compact point: flags 1 + three 10-byte varints + 32 counts × 5-byte varints.
 pub const MAX_COMPACT_POINT: usize = 1 + 3 * 10 + 5 * MAX_CHANNELS;
+
+/// Line bits per byte on the serial line (8N1: start bit, 8 data bits, stop bit). Every line-rate
+/// computation (pacing in the simulator, timeouts in the host, budgets in benchmarks) uses it.
+pub const LINE_BITS_PER_BYTE: u32 = 10;
+/// Baud rate firmware, simulator and host use unless told otherwise, so programs started with
+/// their defaults understand each other.
+pub const DEFAULT_BAUD: u32 = 921_600;
+
+/// Bytes per second an 8N1 line at `baud` carries.
+pub const fn line_bytes_per_sec(baud: u32) -> u32 {
+    baud / LINE_BITS_PER_BYTE
+}

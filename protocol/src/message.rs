@@ -39,6 +39,9 @@ pub struct DeviceInfo {
     pub max_points: u32,
     /// Positions the device holds at once while a list streams in.
     pub list_window: u32,
+    /// Chosen at random at every start of the firmware: a new value means a new device session
+    /// (its sequence numbers, resend ring and scan state began again).
+    pub boot_id: u32,
 }
 
 /// Sent when a scan is armed: its id and the configuration in force.
@@ -170,6 +173,8 @@ pub struct Health {
     pub rx_errors: u64,
     /// Host commands answered with a nak.
     pub naks: u64,
+    /// The device session (see [`DeviceInfo::boot_id`]).
+    pub boot_id: u32,
 }
 
 /// Reply code of a [`CommandReply`]; 0 is the ack.
@@ -375,6 +380,8 @@ pub enum Message<'a> {
         token: u32,
         /// Device clock, ticks.
         uptime_ticks: u64,
+        /// The device session (see [`DeviceInfo::boot_id`]).
+        boot_id: u32,
     },
 }
 
@@ -512,11 +519,13 @@ impl<'a> Message<'a> {
             MessageType::Pong => {
                 let (r, token) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
                 let (r, uptime_ticks) = le_u64::<_, NomErr<'_>>(r).map_err(trunc)?;
+                let (r, boot_id) = le_u32::<_, NomErr<'_>>(r).map_err(trunc)?;
                 (
                     r,
                     Self::Pong {
                         token,
                         uptime_ticks,
+                        boot_id,
                     },
                 )
             }
@@ -692,9 +701,11 @@ impl<'a> Message<'a> {
             Self::Pong {
                 token,
                 uptime_ticks,
+                boot_id,
             } => {
                 c.u32(*token)?;
                 c.u64(*uptime_ticks)?;
+                c.u32(*boot_id)?;
             }
             Self::DeviceInfo(d) => {
                 c.u8(d.protocol_version)?;
@@ -708,6 +719,7 @@ impl<'a> Message<'a> {
                 c.u32(d.resend_frames)?;
                 c.u32(d.max_points)?;
                 c.u32(d.list_window)?;
+                c.u32(d.boot_id)?;
             }
             Self::ScanArmed(a) => {
                 c.u32(a.scan_id)?;
@@ -751,6 +763,7 @@ impl<'a> Message<'a> {
                 ] {
                     c.u64(v)?;
                 }
+                c.u32(h.boot_id)?;
             }
             Self::CommandReply(r) => {
                 c.u32(r.request_seq)?;
@@ -786,6 +799,7 @@ fn device_info(i: &[u8]) -> IResult<&[u8], DeviceInfo, NomErr<'_>> {
     let (i, resend_frames) = le_u32(i)?;
     let (i, max_points) = le_u32(i)?;
     let (i, list_window) = le_u32(i)?;
+    let (i, boot_id) = le_u32(i)?;
     Ok((
         i,
         DeviceInfo {
@@ -800,6 +814,7 @@ fn device_info(i: &[u8]) -> IResult<&[u8], DeviceInfo, NomErr<'_>> {
             resend_frames,
             max_points,
             list_window,
+            boot_id,
         },
     ))
 }
@@ -829,6 +844,7 @@ fn health(i: &[u8]) -> IResult<&[u8], (Health, u8), NomErr<'_>> {
     let (i, resend_misses) = le_u64(i)?;
     let (i, rx_errors) = le_u64(i)?;
     let (i, naks) = le_u64(i)?;
+    let (i, boot_id) = le_u32(i)?;
     let h = Health {
         uptime_ticks,
         state: DeviceState::Idle,
@@ -843,6 +859,7 @@ fn health(i: &[u8]) -> IResult<&[u8], (Health, u8), NomErr<'_>> {
         resend_misses,
         rx_errors,
         naks,
+        boot_id,
     };
     Ok((i, (h, state)))
 }

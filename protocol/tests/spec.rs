@@ -261,6 +261,16 @@ fn nak_code_table() {
             count: 0,
             window: 0,
         },
+        ConfigError::StepAgainstDirection {
+            step: 0,
+            direction: Direction::Positive,
+        },
+        ConfigError::ListOrder { index: 0 },
+        ConfigError::ListLength { len: 0, count: 0 },
+        ConfigError::ExceedsCapacity {
+            total: 0,
+            capacity: 0,
+        },
     ];
     let rows = table("| code | error               |");
     assert_eq!(rows.len(), errs.len());
@@ -350,6 +360,7 @@ fn payload_lengths() {
             Message::Pong {
                 token: 1,
                 uptime_ticks: 2,
+                boot_id: 3,
             },
         ),
     ];
@@ -362,4 +373,53 @@ fn payload_lengths() {
         11
     );
     assert_eq!(len("PointBatch"), format!("{BATCH_HEADER_LEN} + data"));
+}
+
+/// The longest legal run of encoded bytes is `MAX_ENCODED_FRAME − 1` (the delimiter is the last
+/// byte of the frame): one more byte without a 0x00 is oversize (PROTOCOL.md, *What the decoder
+/// accepts*).
+#[test]
+fn longest_legal_run() {
+    use flyscan_protocol::FrameError;
+    let feed = |run: usize| {
+        let mut bytes = vec![0x01u8; run];
+        bytes.push(0);
+        let mut d = Deframer::new();
+        match d.feed(&bytes) {
+            Feed::Error { error, .. } => Some(error),
+            Feed::Frame { .. } | Feed::Consumed => None,
+        }
+    };
+    // 2067 bytes of 0x01 decode (to zeros) and then fail the size/CRC check, not the length rule.
+    assert!(!matches!(
+        feed(MAX_ENCODED_FRAME - 1),
+        Some(FrameError::Oversize { .. })
+    ));
+    assert!(matches!(
+        feed(MAX_ENCODED_FRAME),
+        Some(FrameError::Oversize { .. })
+    ));
+    assert!(spec().contains("more than 2 067 bytes without a 0x00"));
+}
+
+/// The line settings the spec states are the crate's.
+#[test]
+fn serial_line_defaults() {
+    let text = spec();
+    assert!(text.contains(&format!("`DEFAULT_BAUD` = {}", group(DEFAULT_BAUD))));
+    assert!(text.contains(&format!("`LINE_BITS_PER_BYTE` = {LINE_BITS_PER_BYTE}")));
+    assert_eq!(line_bytes_per_sec(921_600), 92_160);
+}
+
+/// 921600 → "921 600" (the spec's digit grouping).
+fn group(v: u32) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -16,10 +16,20 @@ impl core::fmt::Debug for InProcessFirmware {
 }
 
 impl InProcessFirmware {
-    /// Starts the firmware (its FPGA reset happens now, at the model's current clock).
+    /// Starts the firmware (its FPGA reset happens now, at the model's current clock) with a
+    /// random session id, as a real board does at every start.
     pub fn new(sim: &Simulation) -> Result<Self, String> {
+        Self::with_boot_id(sim, flyscan_firmware::boot_id::random())
+    }
+
+    /// Starts the firmware with a given session id (reproducible byte streams in tests).
+    pub fn with_boot_id(sim: &Simulation, boot_id: u32) -> Result<Self, String> {
         let fpga = Fpga::new(SpiHandle(sim.fpga()), DrdyHandle(sim.fpga()));
-        let fw = Firmware::new(fpga, Settings::default())
+        let settings = Settings {
+            boot_id,
+            ..Settings::default()
+        };
+        let fw = Firmware::new(fpga, settings)
             .map_err(|e| format!("firmware start-up failed: {e:?}"))?;
         Ok(Self { fw })
     }

@@ -41,7 +41,8 @@ impl Link {
     /// A line of `baud` in a time base of `ticks_per_s`, with the given error rates.
     pub fn new(baud: u32, ticks_per_s: f64, ber: f64, drop_rate: f64, rng: SmallRng) -> Self {
         Self {
-            byte_ticks: 10.0 * ticks_per_s / f64::from(baud.max(1)),
+            byte_ticks: f64::from(flyscan_protocol::limits::LINE_BITS_PER_BYTE) * ticks_per_s
+                / f64::from(baud.max(1)),
             ber,
             drop_rate,
             rng,

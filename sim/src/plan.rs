@@ -109,8 +109,13 @@ impl ScanPlan {
             max_batch_points: s.max_batch_points,
             max_latency_us: s.max_latency_us,
         };
+        let limits = flyscan_protocol::Limits::device(sc.detectors.channels, u32::MAX, u32::MAX);
         config
-            .validate(sc.detectors.channels, u32::MAX)
+            .validate(&limits)
+            .and_then(|()| match mode {
+                TriggerMode::List => config.validate_positions(&positions),
+                TriggerMode::StartStepCount => Ok(()),
+            })
             .map_err(|e| ScenarioError::Invalid(format!("scan: {e}")))?;
         Ok(Self {
             scan_id: s.scan_id,

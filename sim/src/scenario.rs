@@ -252,7 +252,7 @@ pub struct LinkConfig {
 impl Default for LinkConfig {
     fn default() -> Self {
         Self {
-            baud: 921_600,
+            baud: flyscan_protocol::limits::DEFAULT_BAUD,
             bit_error_rate: 0.0,
             drop_rate: 0.0,
         }

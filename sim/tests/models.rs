@@ -328,7 +328,8 @@ fn same_seed_same_run() {
         )
         .unwrap();
         let mut sim = Simulation::new(sc).unwrap();
-        let mut fw = flyscan_sim::firmware::InProcessFirmware::new(&sim).unwrap();
+        let mut fw =
+            flyscan_sim::firmware::InProcessFirmware::with_boot_id(&sim, 0x600d_b007).unwrap();
         let mut bytes = Vec::new();
         // A host that only listens: the device never arms, so the motor stays at rest.
         sim.run_with_host(&mut fw, &mut |t, rx, _| {

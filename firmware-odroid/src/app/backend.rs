@@ -15,7 +15,11 @@ where
     DRDY: InputPin,
     InitError<SPI, DRDY>: core::fmt::Display,
 {
-    Firmware::new(Fpga::new(spi, drdy), Settings::default())
+    let settings = Settings {
+        boot_id: flyscan_firmware::boot_id::random(),
+        ..Settings::default()
+    };
+    Firmware::new(Fpga::new(spi, drdy), settings)
         .map(Box::new)
         .map_err(|e| {
             error!("FPGA start-up failed: {e}");

@@ -112,7 +112,10 @@ impl Options {
                 .serial
                 .or(file.serial)
                 .unwrap_or_else(|| "/dev/ttyS1".into()),
-            baud: cli.baud.or(file.baud).unwrap_or(921_600),
+            baud: cli
+                .baud
+                .or(file.baud)
+                .unwrap_or(flyscan_protocol::limits::DEFAULT_BAUD),
             fpga: cli.fpga.or(file.fpga).unwrap_or(Backend::Spidev),
             spi: cli
                 .spi

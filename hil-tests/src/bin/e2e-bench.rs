@@ -45,7 +45,8 @@ fn main() -> Result<(), String> {
         );
         println!("|---:|---|---:|---:|---:|---:|---:|");
         for &baud in &args.baud {
-            let raw_max = f64::from(baud) / 10.0 / raw_point_len(CHANNELS) as f64;
+            let raw_max = f64::from(flyscan_protocol::limits::line_bytes_per_sec(baud))
+                / raw_point_len(CHANNELS) as f64;
             for (enc, capacity_factor) in [("raw", 1.0), ("compact", 4.0)] {
                 // Offer more than the line can carry so the line is the bottleneck.
                 let offered = raw_max * capacity_factor * 1.3;
@@ -119,7 +120,7 @@ fn throughput(baud: u32, enc: &str, offered: f64, seconds: f64) -> Result<Throug
     };
     let bytes_per_point = match enc {
         "raw" => raw_point_len(CHANNELS) as f64,
-        _ => f64::from(baud) / 10.0 / rate,
+        _ => f64::from(flyscan_protocol::limits::line_bytes_per_sec(baud)) / rate,
     };
     chain.stop_sim()?;
     Ok(Throughput {

@@ -67,7 +67,7 @@ impl Default for DevOptions {
     fn default() -> Self {
         Self {
             info: DeviceInfo {
-                protocol_version: 1,
+                protocol_version: flyscan_protocol::PROTOCOL_VERSION,
                 fw_major: 1,
                 fw_minor: 2,
                 fw_patch: 3,
@@ -78,6 +78,7 @@ impl Default for DevOptions {
                 resend_frames: 512,
                 max_points: 200_000,
                 list_window: 256,
+                boot_id: 0x0b00_7001,
             },
             batch_points: 50,
             batch_interval: Duration::from_millis(10),
@@ -238,7 +239,11 @@ impl Dev {
                 if self.scan.is_some() {
                     return self.reply(seq, t, NakCode::Busy, 0, "armed");
                 }
-                match cfg.validate(self.opts.info.n_channels, self.opts.info.max_points) {
+                match cfg.validate(&flyscan_protocol::Limits::device(
+                    self.opts.info.n_channels,
+                    self.opts.info.max_points,
+                    self.opts.info.list_window,
+                )) {
                     Ok(()) => {
                         self.cfg = Some(cfg);
                         self.list.clear();
@@ -342,6 +347,7 @@ impl Dev {
                 self.emit(&Message::Pong {
                     token,
                     uptime_ticks: 0,
+                    boot_id: self.opts.info.boot_id,
                 });
             }
             _ => self.reply(seq, t, NakCode::UnknownCommand, 0, "?"),

@@ -125,9 +125,10 @@ pub fn arb_device_info() -> impl Strategy<Value = DeviceInfo> {
         (any::<u8>(), any::<u16>(), any::<u16>(), any::<u16>()),
         (any::<u8>(), any::<u8>(), any::<u64>()),
         (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()),
+        any::<u32>(),
     )
         .prop_map(
-            |((pv, a, b, c), (n, bits, hz), (fifo, rs, maxp, win))| DeviceInfo {
+            |((pv, a, b, c), (n, bits, hz), (fifo, rs, maxp, win), boot_id)| DeviceInfo {
                 protocol_version: pv,
                 fw_major: a,
                 fw_minor: b,
@@ -139,6 +140,7 @@ pub fn arb_device_info() -> impl Strategy<Value = DeviceInfo> {
                 resend_frames: rs,
                 max_points: maxp,
                 list_window: win,
+                boot_id,
             },
         )
 }
@@ -153,8 +155,9 @@ pub fn arb_health() -> impl Strategy<Value = Health> {
             any::<u32>(),
         ),
         [any::<u64>(); 8],
+        any::<u32>(),
     )
-        .prop_map(|((up, st, id, pos, pts), c)| Health {
+        .prop_map(|((up, st, id, pos, pts), c, boot_id)| Health {
             uptime_ticks: up,
             state: match st {
                 0 => DeviceState::Idle,
@@ -173,6 +176,7 @@ pub fn arb_health() -> impl Strategy<Value = Health> {
             resend_misses: c[5],
             rx_errors: c[6],
             naks: c[7],
+            boot_id,
         })
 }
 
@@ -255,12 +259,13 @@ pub fn arb_message() -> impl Strategy<Value = Owned> {
         }),
         arb_health().prop_map(|h| Owned::Plain(Message::Health(h))),
         arb_reply().prop_map(|r| Owned::Plain(Message::CommandReply(r))),
-        (any::<u32>(), any::<u64>()).prop_map(|(token, uptime_ticks)| Owned::Plain(
-            Message::Pong {
+        (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(token, uptime_ticks, boot_id)| {
+            Owned::Plain(Message::Pong {
                 token,
-                uptime_ticks
-            }
-        )),
+                uptime_ticks,
+                boot_id,
+            })
+        }),
     ]
 }
 
