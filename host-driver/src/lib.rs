@@ -1,19 +1,15 @@
-//! flyscan host driver: reads the device's framed stream from a serial port, reassembles scans
-//! (ordering, resends, loss accounting) and publishes them to an EPICS IOC over Channel Access.
+//! flyscan host driver, run as EPICS IOC support: reads the device's framed stream from a serial
+//! port, checks and reassembles scans (ordering, resends, loss accounting) and shows them in the
+//! records of the IOC it runs in; client writes to the control records configure, arm and abort
+//! the device.
 //!
-//! Pipeline, one module per stage: [`serial`] (port I/O, reopen with backoff) →
-//! [`assembler`] (sans-I/O deframing, ordering, resend requests) → [`scan`] (per-scan
-//! waveforms and loss counters) → [`publish`] (Channel Access puts). [`controls`] watches the
-//! control PVs; [`driver`] ties them together; [`ioc`] starts a soft IOC with the shipped
-//! database for tests and demos.
+//! Layers, bottom up: [`assembler`] (sans-I/O deframing, device session, ordering, resend
+//! requests) → [`core`] (the sans-I/O state machine from control writes to device frames and
+//! back: phases, checks against the armed scan, liveness) → the tokio shell ([`serial`],
+//! [`shell`]) → [`ioc`] (the EPICS IOC in this process: records, device support, publishing).
+//! [`pv_table`] declares every PV once.
 
 pub mod assembler;
-pub mod controls;
-pub mod driver;
+pub mod core;
 pub mod host_message;
-pub mod ioc;
-pub mod publish;
-pub mod pvs;
-pub mod scan;
 pub mod serial;
-pub mod state;

@@ -1,57 +1,78 @@
-//! Sans-I/O scan assembler: device bytes in, ordered events and host commands out, time passed
-//! in. It owns the deframer and the [`sequencer::Sequencer`]; the driver applies the events it
-//! returns (batches go into [`crate::scan::ScanData`]).
+//! Sans-I/O link layer: device bytes in, ordered device events and host commands out, time
+//! passed in. It owns the deframer, the device session and the [`sequencer::Sequencer`]; the
+//! driver core ([`crate::core`]) checks and applies what it reports.
 //!
-//! Start-up (or reconnection) sends `GetInfo`; the `DeviceInfo` answer is the sync point, and
-//! the frames before it that the device's resend ring may still hold (`resend_frames` − 1, but
-//! none before sequence number 0 unless the counter wrapped) are requested again, so a scan
-//! already running when the driver started is recovered from its `ScanArmed`. Until then,
-//! ordered frames are dropped (they are inside that look-back) and control frames are passed
-//! through. Resend naks steer the sequencer: `ResendUnavailable` gives up what the device no
-//! longer holds, `Busy` backs requests off.
+//! **Sessions** (PROTOCOL.md §Sessions): the `boot_id` of `DeviceInfo`, `Health` and `Pong`
+//! names the device session. The first `DeviceInfo` is the sync point; the frames before it that
+//! the device's resend ring may still hold (`resend_frames` − 1, none before sequence number 0)
+//! are requested again and reported as `recovered`, so a scan already running when the driver
+//! started is recovered from its `ScanArmed`. A different `boot_id` is a new session: ordering
+//! starts again at its `DeviceInfo` (asked for with `GetInfo` if a `Health` or `Pong` told
+//! first). A sequence number far behind within one session is a protocol fault
+//! ([`Event::SeqWentBack`]).
+//!
+//! Control frames (`DeviceInfo`, `CommandReply`, `Health`, `Pong`) are handled on arrival;
+//! data frames (`ScanArmed`, `PointBatch`, `ScanDone`) come out in sequence order, unparsed
+//! beyond the header, for the core to check against the armed scan. Resend naks steer the
+//! sequencer: `ResendUnavailable` gives up what the device no longer holds, `Busy` backs
+//! requests off.
 
 pub mod sequencer;
 
 use crate::host_message::HostMessage;
-use flyscan_protocol::frame::{Frame, MessageType};
+use flyscan_protocol::frame::MessageType;
 use flyscan_protocol::{
-    CommandReply, Deframer, DeviceInfo, Health, Message, NakCode, Point, ScanArmed, ScanDone,
+    CommandReply, Deframer, DeviceInfo, Health, Message, NakCode, ParseError,
 };
 use sequencer::{Arrival, SeqAction, Sequencer, SequencerConfig};
 use std::time::{Duration, Instant};
 
-/// A decoded batch, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnedBatch {
-    /// Scan id.
-    pub scan_id: u32,
-    /// Index of the first point.
-    pub first_index: u32,
-    /// Channels present in each point.
-    pub channel_mask: u32,
-    /// The points decoded (fewer than announced if the data was malformed).
-    pub points: Vec<Point>,
-    /// Points announced by the batch header.
-    pub announced: u16,
+/// A data frame delivered in sequence order (its CRC was checked once, on arrival).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderedFrame {
+    /// Device sequence number.
+    pub seq: u32,
+    /// Message type code.
+    pub msg_type: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Sent before this driver synchronised to the session (recovered from the device's
+    /// resend ring at start-up).
+    pub recovered: bool,
 }
 
-/// What the assembler reports.
+impl OrderedFrame {
+    /// Parses the payload.
+    pub fn message(&self) -> Result<Message<'_>, ParseError> {
+        Message::parse(self.msg_type, &self.payload)
+    }
+}
+
+/// What the link layer reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Send this command to the device.
     Send(HostMessage),
+    /// A device session began (the first one seen, or the device restarted).
+    SessionStarted {
+        /// The new session.
+        boot_id: u32,
+        /// The session before, if any.
+        previous: Option<u32>,
+    },
     /// Identity and limits (on arrival).
     DeviceInfo(DeviceInfo),
     /// Ack or nak of a host command (on arrival).
     Reply(CommandReply),
     /// Health counters (on arrival).
     Health(Health),
-    /// A scan was armed (in order).
-    ScanArmed(ScanArmed),
-    /// Points (in order).
-    Batch(OwnedBatch),
-    /// A scan ended (in order).
-    ScanDone(ScanDone),
+    /// Answer to a `Ping` (on arrival).
+    Pong {
+        /// Token of the ping.
+        token: u32,
+    },
+    /// `ScanArmed`, `PointBatch` or `ScanDone`, in sequence order.
+    Data(OrderedFrame),
     /// Device frames that will never arrive.
     FramesLost {
         /// First lost sequence number.
@@ -59,17 +80,27 @@ pub enum Event {
         /// Number of frames.
         count: u64,
     },
-    /// A damaged frame or an unparsable message (counted in [`Assembler::link_errors`]).
+    /// A damaged frame (CRC, COBS, size, version): line noise.
     LinkError(String),
-    /// The device's frame counter restarted (device reboot).
-    DeviceRestarted,
+    /// A frame with a good CRC that is not a valid message: the device broke the protocol.
+    BadMessage(String),
+    /// Within one session the sequence number went back further than any resend could: the
+    /// order restarted at `got`.
+    SeqWentBack {
+        /// The number expected next.
+        expected: u32,
+        /// The number received.
+        got: u32,
+    },
 }
 
-/// Counters of the assembler.
+/// Counters of the link layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AssemblerStats {
-    /// CRC, COBS, framing and message parse failures.
+    /// Damaged frames (CRC, COBS, framing, version).
     pub link_errors: u64,
+    /// Good-CRC frames that did not parse.
+    pub bad_messages: u64,
     /// Resend requests sent.
     pub resend_requests: u64,
     /// Frames given up for lost.
@@ -80,14 +111,21 @@ pub struct AssemblerStats {
     pub frames: u64,
 }
 
-/// The assembler (see the module doc).
+/// The link layer (see the module doc).
 #[derive(Debug)]
 pub struct Assembler {
     deframer: Box<Deframer>,
-    /// `None` marks a control frame already handled on arrival (or a bad payload).
-    seq: Sequencer<Option<Vec<u8>>>,
+    /// `None` marks a control frame already handled on arrival.
+    seq: Sequencer<Option<OrderedFrame>>,
     info: Option<DeviceInfo>,
+    /// The session the device is in, as last announced.
+    session: Option<u32>,
+    /// Frames before this number were sent before the first sync (start-up recovery).
+    history_end: Option<u32>,
+    /// Set once the first sync happened (later syncs never look back into history).
+    ever_synced: bool,
     link_errors: u64,
+    bad_messages: u64,
     frames: u64,
     last_get_info: Option<Instant>,
     get_info_interval: Duration,
@@ -111,23 +149,38 @@ fn is_control(t: u8) -> bool {
     )
 }
 
+/// `a` comes before `b` in wrapping sequence order.
+fn before(a: u32, b: u32) -> bool {
+    let d = b.wrapping_sub(a);
+    d != 0 && d < 1 << 31
+}
+
 impl Assembler {
-    /// A fresh, unsynchronised assembler.
+    /// A fresh, unsynchronised link layer.
     pub fn new(cfg: SequencerConfig) -> Self {
         Self {
             deframer: Box::new(Deframer::new()),
             seq: Sequencer::new(cfg),
             info: None,
+            session: None,
+            history_end: None,
+            ever_synced: false,
             link_errors: 0,
+            bad_messages: 0,
             frames: 0,
             last_get_info: None,
             get_info_interval: Duration::from_secs(1),
         }
     }
 
-    /// The last `DeviceInfo` seen.
+    /// The last `DeviceInfo` of the current session.
     pub fn device_info(&self) -> Option<&DeviceInfo> {
         self.info.as_ref()
+    }
+
+    /// The current device session (`boot_id`), once known.
+    pub fn session(&self) -> Option<u32> {
+        self.session
     }
 
     /// True once frames are being ordered.
@@ -144,6 +197,7 @@ impl Assembler {
     pub fn stats(&self) -> AssemblerStats {
         AssemblerStats {
             link_errors: self.link_errors,
+            bad_messages: self.bad_messages,
             resend_requests: self.seq.resend_requests,
             frames_lost: self.seq.frames_lost,
             duplicates: self.seq.duplicates,
@@ -151,7 +205,7 @@ impl Assembler {
         }
     }
 
-    /// The serial port was reopened: drop a partial frame and ask who is there again. Order is
+    /// The serial port was (re)opened: drop a partial frame and ask who is there. Order is
     /// kept, so frames missed while the port was away are requested again.
     pub fn reconnected(&mut self, now: Instant, out: &mut Vec<Event>) {
         self.deframer.reset();
@@ -172,10 +226,10 @@ impl Assembler {
                 flyscan_protocol::Feed::Frame { frame, remaining } => {
                     let seq = frame.seq();
                     let t = frame.msg_type();
-                    let body = frame.body().to_vec();
+                    let payload = frame.payload().to_vec();
                     bytes = remaining;
                     self.frames += 1;
-                    self.on_frame(seq, t, body, now, out);
+                    self.on_frame(seq, t, payload, now, out);
                 }
             }
         }
@@ -225,195 +279,182 @@ impl Assembler {
         }
     }
 
-    fn on_frame(&mut self, seq: u32, t: u8, body: Vec<u8>, now: Instant, out: &mut Vec<Event>) {
-        // Wire size: COBS adds a byte per 254 and the delimiter.
-        self.seq.note_frame_bytes(body.len() + body.len() / 254 + 2);
-        if is_control(t) {
-            // Parse once to route it; handled now, the ordered slot just marks it as seen.
-            let Some(msg) = self.parse_owned(&body, out) else {
+    /// Stores a frame in the sequencer and reports what its arrival means.
+    fn arrive(&mut self, seq: u32, item: Option<OrderedFrame>, out: &mut Vec<Event>) -> bool {
+        let prev_next = self.seq.next_seq();
+        match self.seq.arrive(seq, item) {
+            Arrival::New => true,
+            Arrival::Duplicate | Arrival::Behind => false,
+            Arrival::Resynced { lost } => {
+                match prev_next {
+                    Some(expected) if before(seq, expected) => {
+                        out.push(Event::SeqWentBack { expected, got: seq });
+                    }
+                    _ if lost > 0 => out.push(Event::FramesLost {
+                        first_seq: seq,
+                        count: lost,
+                    }),
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+
+    fn on_frame(&mut self, seq: u32, t: u8, payload: Vec<u8>, now: Instant, out: &mut Vec<Event>) {
+        // Wire size: header + CRC, COBS adds a byte per 254 and the delimiter.
+        let body = payload.len() + 10;
+        self.seq.note_frame_bytes(body + body / 254 + 2);
+        if !is_control(t) {
+            if !self.seq.is_synced() {
+                // Inside the look-back of the coming sync point: recovered by resend then.
+                return;
+            }
+            let item = OrderedFrame {
+                seq,
+                msg_type: t,
+                payload,
+                recovered: false,
+            };
+            self.arrive(seq, Some(item), out);
+            self.drain(out);
+            return;
+        }
+        let msg = match Message::parse(t, &payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.bad_messages += 1;
+                out.push(Event::BadMessage(format!("seq {seq}: {e}")));
                 if self.seq.is_synced() {
                     let _ = self.seq.arrive(seq, None);
                 }
                 return;
-            };
-            if let Event::DeviceInfo(info) = &msg {
-                let info = *info;
-                self.info = Some(info);
-                self.seq.set_ring_frames(info.resend_frames);
-                let prev_next = self.seq.next_seq();
-                let behind_by = prev_next.map_or(0, |n| n.wrapping_sub(seq));
-                let arrival = if self.seq.is_synced() {
-                    self.seq.arrive(seq, None)
-                } else {
-                    Arrival::Resynced { lost: 0 }
-                };
-                match arrival {
-                    Arrival::New | Arrival::Duplicate => {}
-                    // Within the resend ring it may be a late resend; stale frames that keep
-                    // coming are caught by the sequencer's restart rule instead.
-                    Arrival::Behind if behind_by <= info.resend_frames => {}
-                    Arrival::Behind => {
-                        // A DeviceInfo from behind the window is a restarted device: its
-                        // counter began again, so start over here (no look-back past seq 0).
-                        out.push(Event::DeviceRestarted);
-                        self.seq.unsync();
-                        self.seq
-                            .sync_at(seq, None, look_back(seq, None, info.resend_frames));
-                    }
-                    Arrival::Resynced { lost } => {
-                        if lost > 0 {
-                            out.push(Event::FramesLost {
-                                first_seq: seq,
-                                count: lost,
-                            });
-                        }
-                        self.seq.unsync();
-                        self.seq
-                            .sync_at(seq, None, look_back(seq, prev_next, info.resend_frames));
-                    }
-                }
-                out.push(msg);
-                return;
             }
-            let fresh = if self.seq.is_synced() {
-                match self.seq.arrive(seq, None) {
-                    Arrival::New => true,
-                    Arrival::Duplicate | Arrival::Behind => false,
-                    Arrival::Resynced { lost } => {
-                        if lost > 0 {
-                            out.push(Event::FramesLost {
-                                first_seq: seq,
-                                count: lost,
-                            });
-                        }
-                        true
-                    }
-                }
-            } else {
-                true
-            };
-            if !fresh {
-                return;
-            }
-            if let Event::Reply(r) = &msg
-                && r.request_type == MessageType::ResendRequest as u8
-            {
-                match r.code {
-                    NakCode::Ack => self.seq.resend_accepted(),
-                    // The held part of the range was queued; the rest is gone for good.
-                    NakCode::ResendUnavailable => {
-                        self.seq.resend_accepted();
-                        for a in self.seq.resend_unavailable(r.arg) {
-                            Self::seq_action(a, out);
-                        }
-                    }
-                    NakCode::Busy => self.seq.resend_busy(now),
-                    _ => {}
-                }
-            }
-            out.push(msg);
+        };
+        let boot_id = match &msg {
+            Message::DeviceInfo(i) => Some(i.boot_id),
+            Message::Health(h) => Some(h.boot_id),
+            Message::Pong { boot_id, .. } => Some(*boot_id),
+            _ => None,
+        };
+        if let Some(b) = boot_id
+            && self.session.is_some_and(|s| s != b)
+        {
+            // A new session: nothing of the old one can come any more.
+            out.push(Event::SessionStarted {
+                boot_id: b,
+                previous: self.session,
+            });
+            self.session = Some(b);
+            self.info = None;
+            self.seq.unsync();
+            self.history_end = None;
+            self.last_get_info = None;
+        }
+        if let Message::DeviceInfo(info) = msg {
+            self.on_device_info(seq, info, out);
             return;
         }
-        if !self.seq.is_synced() {
-            // Inside the look-back of the coming sync point: recovered by resend then.
+        let fresh = !self.seq.is_synced() || self.arrive(seq, None, out);
+        if !fresh {
             return;
         }
-        match self.seq.arrive(seq, Some(body)) {
-            Arrival::New | Arrival::Duplicate | Arrival::Behind => {}
-            Arrival::Resynced { lost } => {
-                if lost > 0 {
-                    out.push(Event::FramesLost {
-                        first_seq: seq,
-                        count: lost,
+        match msg {
+            Message::CommandReply(r) => {
+                if r.request_type == MessageType::ResendRequest as u8 {
+                    match r.code {
+                        NakCode::Ack => self.seq.resend_accepted(),
+                        // The held part of the range was queued; the rest is gone for good.
+                        NakCode::ResendUnavailable => {
+                            self.seq.resend_accepted();
+                            for a in self.seq.resend_unavailable(r.arg) {
+                                Self::seq_action(a, out);
+                            }
+                        }
+                        NakCode::Busy => self.seq.resend_busy(now),
+                        _ => {}
+                    }
+                }
+                out.push(Event::Reply(r));
+            }
+            Message::Health(h) => out.push(Event::Health(h)),
+            Message::Pong { token, .. } => out.push(Event::Pong { token }),
+            other => {
+                self.bad_messages += 1;
+                out.push(Event::BadMessage(format!(
+                    "seq {seq}: host-to-device message {:?} received from the device",
+                    other.msg_type()
+                )));
+            }
+        }
+    }
+
+    fn on_device_info(&mut self, seq: u32, info: DeviceInfo, out: &mut Vec<Event>) {
+        self.info = Some(info);
+        self.seq.set_ring_frames(info.resend_frames);
+        if self.session.is_none() {
+            out.push(Event::SessionStarted {
+                boot_id: info.boot_id,
+                previous: None,
+            });
+            self.session = Some(info.boot_id);
+        }
+        if self.seq.is_synced() {
+            let prev_next = self.seq.next_seq();
+            match self.seq.arrive(seq, None) {
+                Arrival::New | Arrival::Duplicate => {}
+                // Within the resend ring a DeviceInfo may be a late resend.
+                Arrival::Behind
+                    if prev_next.is_some_and(|n| n.wrapping_sub(seq) <= info.resend_frames) => {}
+                Arrival::Behind => {
+                    // The same session cannot count backwards: a protocol fault.
+                    out.push(Event::SeqWentBack {
+                        expected: prev_next.unwrap_or(seq),
+                        got: seq,
                     });
+                    self.seq.unsync();
+                    self.seq.sync_at(seq, None, 0);
+                }
+                Arrival::Resynced { lost } => {
+                    match prev_next {
+                        Some(expected) if before(seq, expected) => {
+                            out.push(Event::SeqWentBack { expected, got: seq })
+                        }
+                        _ if lost > 0 => out.push(Event::FramesLost {
+                            first_seq: seq,
+                            count: lost,
+                        }),
+                        _ => {}
+                    }
                 }
             }
+        } else {
+            // Sync point of a session: recover what the ring holds of it before this frame.
+            let look_back = info.resend_frames.saturating_sub(1).min(seq);
+            self.seq.sync_at(seq, None, look_back);
+            if !self.ever_synced && look_back > 0 {
+                self.history_end = Some(seq);
+            }
+            self.ever_synced = true;
         }
-        self.drain(out);
+        out.push(Event::DeviceInfo(info));
     }
 
     fn drain(&mut self, out: &mut Vec<Event>) {
-        while let Some((_, item)) = self.seq.pop_ready() {
-            if let Some(body) = item
-                && let Some(ev) = self.parse_owned(&body, out)
-            {
-                out.push(ev);
+        while let Some((seq, item)) = self.seq.pop_ready() {
+            let recovered = match self.history_end {
+                Some(end) if before(seq, end) => true,
+                Some(_) => {
+                    self.history_end = None;
+                    false
+                }
+                None => false,
+            };
+            if let Some(mut f) = item {
+                f.recovered = recovered;
+                out.push(Event::Data(f));
             }
         }
-    }
-
-    /// Parses a checked frame body into an owned event; counts and reports failures.
-    fn parse_owned(&mut self, body: &[u8], out: &mut Vec<Event>) -> Option<Event> {
-        let frame = match Frame::new_checked(body) {
-            Ok(f) => f,
-            Err(e) => {
-                self.link_errors += 1;
-                out.push(Event::LinkError(e.to_string()));
-                return None;
-            }
-        };
-        let msg = match frame.message() {
-            Ok(m) => m,
-            Err(e) => {
-                self.link_errors += 1;
-                out.push(Event::LinkError(format!("seq {}: {e}", frame.seq())));
-                return None;
-            }
-        };
-        Some(match msg {
-            Message::DeviceInfo(i) => Event::DeviceInfo(i),
-            Message::CommandReply(r) => Event::Reply(r),
-            Message::Health(h) => Event::Health(h),
-            Message::ScanArmed(a) => Event::ScanArmed(a),
-            Message::ScanDone(d) => Event::ScanDone(d),
-            Message::PointBatch(b) => {
-                let mut points = Vec::with_capacity(usize::from(b.n_points));
-                for p in b.points() {
-                    match p {
-                        Ok(p) => points.push(p),
-                        Err(e) => {
-                            self.link_errors += 1;
-                            out.push(Event::LinkError(format!(
-                                "seq {}: bad point data: {e}",
-                                frame.seq()
-                            )));
-                            break;
-                        }
-                    }
-                }
-                Event::Batch(OwnedBatch {
-                    scan_id: b.scan_id,
-                    first_index: b.first_index,
-                    channel_mask: b.channel_mask,
-                    points,
-                    announced: b.n_points,
-                })
-            }
-            Message::Pong { .. } => return None,
-            other => {
-                self.link_errors += 1;
-                out.push(Event::LinkError(format!(
-                    "seq {}: host-to-device message {:?} received from the device",
-                    frame.seq(),
-                    other.msg_type()
-                )));
-                return None;
-            }
-        })
-    }
-}
-
-/// How many frames before the sync point `seq` to recover: the rest of the device's ring (it
-/// holds `seq` itself too), but no further back than its counter's start (asking for frames
-/// before 0 is pointless) unless the counter has wrapped since `prev_next` (the last position
-/// known, if any).
-fn look_back(seq: u32, prev_next: Option<u32>, ring_frames: u32) -> u32 {
-    let held_before = ring_frames.saturating_sub(1);
-    let wrapped = prev_next.is_some_and(|p| p > seq && seq.wrapping_sub(p) < 1 << 31);
-    if wrapped {
-        held_before
-    } else {
-        held_before.min(seq)
     }
 }
 

@@ -2,18 +2,22 @@
 
 use super::*;
 use flyscan_protocol::limits::MAX_ENCODED_FRAME;
-use flyscan_protocol::{BatchWriter, DoneReason, Encoding, PointBatch, PointFlags, ScanConfig};
+use flyscan_protocol::{
+    BatchWriter, DoneReason, Encoding, Point, PointBatch, PointFlags, ScanArmed, ScanConfig,
+    ScanDone,
+};
 
 const RESEND: u32 = 8;
 
 fn info() -> DeviceInfo {
     DeviceInfo {
-        protocol_version: 1,
+        protocol_version: flyscan_protocol::PROTOCOL_VERSION,
         n_channels: 2,
         clock_hz: 1000,
         resend_frames: RESEND,
         max_points: 1000,
         list_window: 16,
+        boot_id: 0xb007,
         ..Default::default()
     }
 }
@@ -119,10 +123,30 @@ fn synced(now: Instant, seq: u32) -> Assembler {
     a
 }
 
-fn batches(ev: &[Event]) -> Vec<(u32, usize)> {
+fn data(ev: &[Event]) -> Vec<Message<'_>> {
     ev.iter()
         .filter_map(|e| match e {
-            Event::Batch(b) => Some((b.first_index, b.points.len())),
+            Event::Data(f) => Some(f.message().expect("valid")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn batches(ev: &[Event]) -> Vec<(u32, usize)> {
+    data(ev)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::PointBatch(b) => Some((b.first_index, usize::from(b.n_points))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn armed_ids(ev: &[Event]) -> Vec<u32> {
+    data(ev)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::ScanArmed(a) => Some(a.scan_id),
             _ => None,
         })
         .collect()
@@ -140,14 +164,11 @@ fn stream_in_any_chunking_gives_ordered_events() {
     for chunk in bytes.chunks(7) {
         a.push_bytes(chunk, t, &mut ev);
     }
-    assert!(matches!(
-        ev[0],
-        Event::ScanArmed(ScanArmed { scan_id: 5, .. })
-    ));
+    assert_eq!(armed_ids(&ev), vec![5]);
     assert_eq!(batches(&ev), vec![(0, 4), (4, 6)]);
     assert!(matches!(
-        ev.last(),
-        Some(Event::ScanDone(ScanDone {
+        data(&ev).last(),
+        Some(Message::ScanDone(ScanDone {
             total_points: 10,
             ..
         }))
@@ -235,11 +256,17 @@ fn startup_mid_scan_recovers_from_scan_armed() {
     a.push_bytes(&armed(39, 9), t, &mut ev);
     a.push_bytes(&batch(40, 9, 0, 2), t, &mut ev);
     a.push_bytes(&batch(41, 9, 2, 2), t, &mut ev);
+    assert_eq!(armed_ids(&ev), vec![9]);
+    assert_eq!(batches(&ev), vec![(0, 2), (2, 2)]);
     assert!(
         ev.iter()
-            .any(|e| matches!(e, Event::ScanArmed(ScanArmed { scan_id: 9, .. })))
+            .all(|e| !matches!(e, Event::Data(f) if !f.recovered)),
+        "frames from before the sync point are marked recovered"
     );
-    assert_eq!(batches(&ev), vec![(0, 2), (2, 2)]);
+    // Frames after the sync point are not.
+    ev.clear();
+    a.push_bytes(&batch(44, 9, 4, 2), t, &mut ev);
+    assert!(ev.iter().any(|e| matches!(e, Event::Data(f) if !f.recovered)));
 }
 
 #[test]
@@ -344,15 +371,58 @@ fn busy_nak_backs_off_and_asks_again() {
 }
 
 #[test]
-fn device_restart_resyncs() {
+fn a_new_session_resyncs_at_once() {
     let t = Instant::now();
     let mut a = synced(t, 5000);
     let mut ev = Vec::new();
-    a.push_bytes(&frame(0, &Message::DeviceInfo(info())), t, &mut ev);
-    assert!(ev.contains(&Event::DeviceRestarted));
+    let restarted = DeviceInfo {
+        boot_id: 0xb008,
+        ..info()
+    };
+    a.push_bytes(&frame(0, &Message::DeviceInfo(restarted)), t, &mut ev);
+    assert!(ev.contains(&Event::SessionStarted {
+        boot_id: 0xb008,
+        previous: Some(0xb007)
+    }));
     ev.clear();
     a.push_bytes(&armed(1, 3), t, &mut ev);
-    assert!(ev.iter().any(|e| matches!(e, Event::ScanArmed(_))));
+    assert_eq!(armed_ids(&ev), vec![3]);
+    assert!(!a.has_gap());
+}
+
+#[test]
+fn a_health_of_a_new_session_asks_for_its_device_info() {
+    let t = Instant::now();
+    let mut a = synced(t, 50);
+    let mut ev = Vec::new();
+    let h = flyscan_protocol::Health {
+        boot_id: 0xb009,
+        ..Default::default()
+    };
+    a.push_bytes(&frame(7, &Message::Health(h)), t, &mut ev);
+    assert!(ev.contains(&Event::SessionStarted {
+        boot_id: 0xb009,
+        previous: Some(0xb007)
+    }));
+    assert!(a.device_info().is_none());
+    ev.clear();
+    a.tick(t + Duration::from_millis(10), &mut ev);
+    assert!(ev.contains(&Event::Send(HostMessage::GetInfo)));
+}
+
+#[test]
+fn the_sequence_going_back_in_a_session_is_reported() {
+    let t = Instant::now();
+    let mut a = synced(t, 5000);
+    let mut ev = Vec::new();
+    for q in 100..120 {
+        a.push_bytes(&batch(q, 1, 0, 1), t, &mut ev);
+    }
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::SeqWentBack { expected: 5002, got } if *got >= 100)),
+        "{ev:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! The control values clients write (configuration, Arm, Abort) and their conversion into a
+//! protocol [`ScanConfig`] at Arm. The conversion only changes types (an `ao` double into whole
+//! encoder counts, an enum index into a protocol enum); every rule a scan must meet lives in
+//! [`ScanConfig::validate`] and [`ScanConfig::validate_positions`].
+
+use flyscan_protocol::{Direction, Encoding, Limits, ScanConfig, TriggerMode};
+
+/// One write to a control record, in record-processing order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlWrite {
+    /// `Mode` (mbbo: 0 = Start-Step-Count, 1 = List).
+    Mode(u16),
+    /// `Start` (ao), encoder counts.
+    Start(f64),
+    /// `Step` (ao), encoder counts.
+    Step(f64),
+    /// `NPoints` (longout).
+    NPoints(i64),
+    /// `Positions` (waveform of doubles, NORD elements).
+    Positions(Vec<f64>),
+    /// `Direction` (mbbo, protocol order).
+    Direction(u16),
+    /// `Passes` (longout).
+    Passes(i64),
+    /// `ChannelMask` (int64out: every 32-bit mask, 4294967295 = all 32 channels).
+    ChannelMask(i64),
+    /// `Encoding` (mbbo: 0 = Compact, 1 = Raw).
+    Encoding(u16),
+    /// `Arm` (bo): 1 arms; 0 is the driver's own reset and means nothing.
+    Arm(bool),
+    /// `Abort` (bo): 1 aborts.
+    Abort(bool),
+}
+
+/// The configuration as last written (the records' values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Controls {
+    /// `Mode`.
+    pub mode: u16,
+    /// `Start`.
+    pub start: f64,
+    /// `Step`.
+    pub step: f64,
+    /// `NPoints`.
+    pub npoints: i64,
+    /// `Positions`.
+    pub positions: Vec<f64>,
+    /// `Direction`.
+    pub direction: u16,
+    /// `Passes`.
+    pub passes: i64,
+    /// `ChannelMask`.
+    pub channel_mask: i64,
+    /// `Encoding`.
+    pub encoding: u16,
+}
+
+impl Default for Controls {
+    /// The records' initial values (`db/flyscan.db`).
+    fn default() -> Self {
+        Self {
+            mode: 0,
+            start: 0.0,
+            step: 1.0,
+            npoints: 1,
+            positions: Vec::new(),
+            direction: 0,
+            passes: 1,
+            channel_mask: 1,
+            encoding: 0,
+        }
+    }
+}
+
+impl Controls {
+    /// Applies a configuration write; `false` for Arm and Abort, which are not configuration.
+    pub fn apply(&mut self, w: &ControlWrite) -> bool {
+        match w {
+            ControlWrite::Mode(v) => self.mode = *v,
+            ControlWrite::Start(v) => self.start = *v,
+            ControlWrite::Step(v) => self.step = *v,
+            ControlWrite::NPoints(v) => self.npoints = *v,
+            ControlWrite::Positions(v) => self.positions.clone_from(v),
+            ControlWrite::Direction(v) => self.direction = *v,
+            ControlWrite::Passes(v) => self.passes = *v,
+            ControlWrite::ChannelMask(v) => self.channel_mask = *v,
+            ControlWrite::Encoding(v) => self.encoding = *v,
+            ControlWrite::Arm(_) | ControlWrite::Abort(_) => return false,
+        }
+        true
+    }
+
+    /// Every configuration value as writes (to restore them, or to persist them).
+    pub fn writes(&self) -> Vec<ControlWrite> {
+        vec![
+            ControlWrite::Mode(self.mode),
+            ControlWrite::Start(self.start),
+            ControlWrite::Step(self.step),
+            ControlWrite::NPoints(self.npoints),
+            ControlWrite::Positions(self.positions.clone()),
+            ControlWrite::Direction(self.direction),
+            ControlWrite::Passes(self.passes),
+            ControlWrite::ChannelMask(self.channel_mask),
+            ControlWrite::Encoding(self.encoding),
+        ]
+    }
+
+    /// The scan these values describe, checked against `limits`; in list mode with its
+    /// positions. The error says which value is wrong.
+    pub fn scan(&self, limits: &Limits) -> Result<(ScanConfig, Vec<i64>), String> {
+        let mode = match self.mode {
+            0 => TriggerMode::StartStepCount,
+            1 => TriggerMode::List,
+            v => return Err(format!("Mode {v} is not Start-Step-Count (0) or List (1)")),
+        };
+        let direction = u8::try_from(self.direction)
+            .ok()
+            .and_then(Direction::from_u8)
+            .ok_or(format!("Direction {} is not a direction", self.direction))?;
+        let encoding = match self.encoding {
+            0 => Encoding::Compact,
+            1 => Encoding::Raw,
+            v => return Err(format!("Encoding {v} is not Compact (0) or Raw (1)")),
+        };
+        let passes = u16::try_from(self.passes)
+            .map_err(|_| format!("Passes must be 1 … 65535 (got {})", self.passes))?;
+        let channel_mask = u32::try_from(self.channel_mask).map_err(|_| {
+            format!(
+                "ChannelMask must be 1 … 4294967295 (a 32-bit mask; got {})",
+                self.channel_mask
+            )
+        })?;
+        let mut list = Vec::new();
+        let (start, step, count) = match mode {
+            TriggerMode::StartStepCount => {
+                let count = u32::try_from(self.npoints)
+                    .map_err(|_| format!("NPoints must be 0 … 4294967295 (got {})", self.npoints))?;
+                (
+                    whole_counts(self.start, "Start")?,
+                    whole_counts(self.step, "Step")?,
+                    count,
+                )
+            }
+            TriggerMode::List => {
+                list.reserve(self.positions.len());
+                for (i, &p) in self.positions.iter().enumerate() {
+                    list.push(whole_counts(p, &format!("Positions[{i}]"))?);
+                }
+                let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
+                (0, 1, count)
+            }
+        };
+        let cfg = ScanConfig {
+            mode,
+            direction,
+            encoding,
+            start,
+            step,
+            count,
+            passes,
+            channel_mask,
+            max_batch_points: 0,
+            max_latency_us: 0,
+        };
+        cfg.validate(limits).map_err(|e| e.to_string())?;
+        if mode == TriggerMode::List {
+            cfg.validate_positions(&list).map_err(|e| e.to_string())?;
+        }
+        Ok((cfg, list))
+    }
+}
+
+/// An `ao` value as whole encoder counts: exactly representable and integral.
+fn whole_counts(v: f64, what: &str) -> Result<i64, String> {
+    // 2⁵³: beyond it a double no longer holds every integer.
+    if !v.is_finite() || v.fract() != 0.0 || v.abs() > 9_007_199_254_740_992.0 {
+        return Err(format!(
+            "{what} must be a whole number of encoder counts (got {v})"
+        ));
+    }
+    Ok(v as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            capacity: 1000,
+            ..Limits::device(32, 1000, 64)
+        }
+    }
+
+    #[test]
+    fn every_32_bit_mask_means_its_channels() {
+        let c = Controls {
+            channel_mask: 4_294_967_295,
+            ..Controls::default()
+        };
+        let (cfg, _) = c.scan(&limits()).expect("valid");
+        assert_eq!(cfg.channel_mask, u32::MAX);
+        let c = Controls {
+            channel_mask: -1,
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).unwrap_err().contains("ChannelMask"));
+    }
+
+    #[test]
+    fn conversions_name_the_value() {
+        let c = Controls {
+            start: 0.5,
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).unwrap_err().contains("Start"));
+        let c = Controls {
+            mode: 1,
+            positions: vec![1.0, 2.0, f64::NAN],
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).unwrap_err().contains("Positions[2]"));
+    }
+
+    #[test]
+    fn rules_come_from_the_protocol() {
+        let c = Controls {
+            mode: 1,
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).unwrap_err().contains("empty"));
+        let c = Controls {
+            step: -20.0,
+            npoints: 5,
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).unwrap_err().contains("runs against"));
+        let c = Controls {
+            npoints: 1001,
+            ..Controls::default()
+        };
+        assert!(c.scan(&limits()).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! The scan the driver armed: its configuration, where its points stand, and the checks every
+//! data frame must pass before any of it is shown (PROTOCOL.md §What the host accepts from a
+//! device). Accepted points leave as [`RowBlock`]s, already in the waveforms' units.
+
+use flyscan_protocol::limits::MAX_CHANNELS;
+use flyscan_protocol::{PointBatch, ScanConfig, ScanDone, TriggerMode};
+
+/// Points of one accepted batch (or a hole of lost points), as columns in waveform units.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowBlock {
+    /// Scan the rows belong to.
+    pub scan_id: u32,
+    /// Index of the first row within the scan.
+    pub first: u64,
+    /// Encoder position, counts (NaN for a lost point).
+    pub position: Vec<f64>,
+    /// Device time of the trigger, s (NaN for a lost point).
+    pub timestamp: Vec<f64>,
+    /// Gate time of the bin, s (NaN for a lost point).
+    pub live_time: Vec<f64>,
+    /// Flag bits (0 for a lost point).
+    pub flags: Vec<u8>,
+    /// Counts per enabled channel, in channel order: `(channel, values)` (NaN for a lost point).
+    pub counts: Vec<(u8, Vec<f64>)>,
+}
+
+impl RowBlock {
+    /// Rows in the block.
+    pub fn len(&self) -> usize {
+        self.position.len()
+    }
+
+    /// True for a block of no rows.
+    pub fn is_empty(&self) -> bool {
+        self.position.is_empty()
+    }
+
+    fn new(scan_id: u32, first: u64, mask: u32, n: usize) -> Self {
+        let counts = (0..MAX_CHANNELS as u8)
+            .filter(|&c| mask & (1 << c) != 0)
+            .map(|c| (c, Vec::with_capacity(n)))
+            .collect();
+        Self {
+            scan_id,
+            first,
+            position: Vec::with_capacity(n),
+            timestamp: Vec::with_capacity(n),
+            live_time: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            counts,
+        }
+    }
+
+    fn push_lost(&mut self) {
+        self.position.push(f64::NAN);
+        self.timestamp.push(f64::NAN);
+        self.live_time.push(f64::NAN);
+        self.flags.push(0);
+        for (_, c) in &mut self.counts {
+            c.push(f64::NAN);
+        }
+    }
+}
+
+/// Where the scan is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveScan {
+    /// Host-chosen id (the `Arm`'s).
+    pub id: u32,
+    /// The configuration sent (or recovered).
+    pub config: ScanConfig,
+    /// List mode: every position.
+    pub list: Vec<i64>,
+    /// List mode: positions sent so far.
+    pub list_sent: usize,
+    /// List mode: free window slots the device last reported.
+    pub list_free: u32,
+    /// The device confirmed the scan (`ScanArmed`, or its first batch).
+    pub started: bool,
+    /// Index the next point should have.
+    pub next_index: u64,
+    /// Points received.
+    pub captured: u64,
+    /// Points that will never arrive.
+    pub lost: u64,
+    /// Points the scan should produce (configured, or the device's total once it ended).
+    pub expected: u64,
+    /// Device clock, Hz.
+    pub clock_hz: u64,
+}
+
+/// Why a data frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+fn seconds(ticks: u64, clock_hz: u64) -> f64 {
+    if clock_hz == 0 {
+        f64::NAN
+    } else {
+        ticks as f64 / clock_hz as f64
+    }
+}
+
+impl ActiveScan {
+    /// A scan about to be sent to the device.
+    pub fn new(id: u32, config: ScanConfig, list: Vec<i64>, clock_hz: u64) -> Self {
+        Self {
+            id,
+            config,
+            list,
+            list_sent: 0,
+            list_free: 0,
+            started: false,
+            next_index: 0,
+            captured: 0,
+            lost: 0,
+            expected: config.total_points(),
+            clock_hz,
+        }
+    }
+
+    /// True for a list scan.
+    pub fn is_list(&self) -> bool {
+        self.config.mode == TriggerMode::List
+    }
+
+    /// Checks a batch against the scan and decodes it; nothing changes on a refusal. Returns
+    /// the rows to show: a hole of lost points first if the batch starts past the next index.
+    pub fn accept_batch(&mut self, b: &PointBatch<'_>) -> Result<Vec<RowBlock>, Rejected> {
+        if b.scan_id != self.id {
+            return Err(Rejected(format!(
+                "PointBatch scan_id {} is not the armed scan {}",
+                b.scan_id, self.id
+            )));
+        }
+        if b.channel_mask != self.config.channel_mask {
+            return Err(Rejected(format!(
+                "PointBatch channel_mask {:#x} differs from the armed {:#x}",
+                b.channel_mask, self.config.channel_mask
+            )));
+        }
+        if b.encoding != self.config.encoding {
+            return Err(Rejected(format!(
+                "PointBatch encoding {:?} differs from the armed {:?}",
+                b.encoding, self.config.encoding
+            )));
+        }
+        let first = u64::from(b.first_index);
+        let n = u64::from(b.n_points);
+        if first < self.next_index {
+            return Err(Rejected(format!(
+                "PointBatch first_index {first} goes back (next expected {})",
+                self.next_index
+            )));
+        }
+        if first + n > self.expected {
+            return Err(Rejected(format!(
+                "PointBatch first_index {first} + {n} points runs past the scan's {} points",
+                self.expected
+            )));
+        }
+        let mut rows = RowBlock::new(self.id, first, self.config.channel_mask, n as usize);
+        let clock = self.clock_hz;
+        let decoded = b.decode_with(|p| {
+            rows.position.push(p.position as f64);
+            rows.timestamp.push(seconds(p.timestamp, clock));
+            rows.live_time.push(seconds(u64::from(p.live_time), clock));
+            rows.flags.push(p.flags.0);
+            for ((_, col), &c) in rows.counts.iter_mut().zip(p.counts) {
+                col.push(f64::from(c));
+            }
+        });
+        match decoded {
+            Ok(k) if k as u64 == n => {}
+            Ok(k) => {
+                return Err(Rejected(format!(
+                    "PointBatch at {first} decodes to {k} points, announces {n}"
+                )));
+            }
+            Err(e) => {
+                return Err(Rejected(format!(
+                    "PointBatch at {first}: point data does not decode ({e})"
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(2);
+        if first > self.next_index {
+            out.push(self.hole(first));
+        }
+        self.next_index = first + n;
+        self.captured += n;
+        out.push(rows);
+        Ok(out)
+    }
+
+    /// Rows for the lost points from the next index up to `to`, counted lost.
+    pub fn hole(&mut self, to: u64) -> RowBlock {
+        let n = to.saturating_sub(self.next_index);
+        let mut rows = RowBlock::new(
+            self.id,
+            self.next_index,
+            self.config.channel_mask,
+            n as usize,
+        );
+        for _ in 0..n {
+            rows.push_lost();
+        }
+        self.lost += n;
+        self.next_index = to;
+        rows
+    }
+
+    /// Checks a `ScanDone`; on success the scan's totals are final. Returns the rows of points
+    /// the device sent but that never arrived (the tail).
+    pub fn accept_done(&mut self, d: &ScanDone) -> Result<RowBlock, Rejected> {
+        if d.scan_id != self.id {
+            return Err(Rejected(format!(
+                "ScanDone scan_id {} is not the armed scan {}",
+                d.scan_id, self.id
+            )));
+        }
+        let total = u64::from(d.total_points);
+        if total < self.next_index || total > self.config.total_points() {
+            return Err(Rejected(format!(
+                "ScanDone total_points {total} is inconsistent (points placed {}, scan of {})",
+                self.next_index,
+                self.config.total_points()
+            )));
+        }
+        let tail = self.hole(total);
+        self.expected = total;
+        Ok(tail)
+    }
+
+    /// The scan ends without a valid `ScanDone` (device restart, silence, fault): every point
+    /// not received is lost. Returns their rows.
+    pub fn abandon(&mut self) -> RowBlock {
+        let end = self.expected;
+        self.hole(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flyscan_protocol::{BatchWriter, DoneReason, Encoding, Point, PointFlags};
+
+    fn cfg() -> ScanConfig {
+        ScanConfig {
+            count: 10,
+            channel_mask: 0b101,
+            ..ScanConfig::default()
+        }
+    }
+
+    fn writer(first: u32, n: u32, mask: u32) -> BatchWriter {
+        let mut w = BatchWriter::new(Encoding::Compact, mask, 0);
+        for i in first..first + n {
+            let mut p = Point {
+                position: i64::from(i) * 10,
+                timestamp: u64::from(i) * 1000,
+                live_time: 900,
+                flags: PointFlags(0),
+                counts: Default::default(),
+            };
+            for c in 0..mask.count_ones() {
+                let _ = p.counts.push(i * 100 + c);
+            }
+            w.push(&p).expect("fits");
+        }
+        w
+    }
+
+    #[test]
+    fn batches_become_rows_and_holes_are_lost() {
+        let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
+        let w = writer(0, 3, 0b101);
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(7, 0, &w))
+            .expect("accepted");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].counts[1], (2, vec![1.0, 101.0, 201.0]));
+        assert_eq!(rows[0].timestamp[2], 2.0);
+        let w = writer(5, 2, 0b101);
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(7, 5, &w))
+            .expect("accepted");
+        assert_eq!((rows[0].first, rows[0].len()), (3, 2));
+        assert!(rows[0].position[0].is_nan());
+        assert_eq!((s.captured, s.lost, s.next_index), (5, 2, 7));
+        let tail = s
+            .accept_done(&ScanDone {
+                scan_id: 7,
+                total_points: 10,
+                reason: DoneReason::Completed,
+                error_code: 0,
+            })
+            .expect("consistent");
+        assert_eq!(tail.len(), 3);
+        assert_eq!(s.captured + s.lost, s.expected);
+    }
+
+    #[test]
+    fn wrong_frames_change_nothing() {
+        let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
+        let before = s.clone();
+        let w = writer(0, 3, 0b101);
+        assert!(s.accept_batch(&PointBatch::from_writer(8, 0, &w)).is_err());
+        let w2 = writer(0, 3, 0b111);
+        assert!(s.accept_batch(&PointBatch::from_writer(7, 0, &w2)).is_err());
+        let w3 = writer(0, 3, 0b101);
+        assert!(s.accept_batch(&PointBatch::from_writer(7, 9, &w3)).is_err());
+        assert_eq!(s, before);
+        s.accept_batch(&PointBatch::from_writer(7, 0, &w))
+            .expect("accepted");
+        assert!(
+            s.accept_batch(&PointBatch::from_writer(7, 1, &w))
+                .unwrap_err()
+                .0
+                .contains("goes back")
+        );
+        let done = |total| ScanDone {
+            scan_id: 7,
+            total_points: total,
+            reason: DoneReason::Completed,
+            error_code: 0,
+        };
+        assert!(s.accept_done(&done(2)).is_err());
+        assert!(s.accept_done(&done(11)).is_err());
+    }
+
+    #[test]
+    fn a_batch_that_does_not_decode_shows_nothing() {
+        let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
+        let w = writer(0, 3, 0b101);
+        let mut b = PointBatch::from_writer(7, 0, &w);
+        let data = &b.data[..b.data.len() - 1];
+        b.data = data;
+        assert!(s.accept_batch(&b).is_err());
+        assert_eq!((s.captured, s.next_index), (0, 0));
+    }
+}
