@@ -1,51 +1,23 @@
-//! `flyscan-host`: serial link to a flyscan device → EPICS IOC over Channel Access.
+//! `flyscan-ioc`: an EPICS IOC (Channel Access and PV Access servers, IOC shell) with the
+//! flyscan driver inside. Runs an `st.cmd`, then the interactive IOC shell when started from a
+//! terminal, else serves until SIGTERM or SIGINT.
 
 use clap::Parser;
-use flyscan_host::driver::{self, DriverConfig};
-use flyscan_host::serial::SerialConfig;
-use std::path::PathBuf;
-use std::time::Duration;
+mod ioc;
 
-/// flyscan host driver: reads the device's scan stream and publishes it to an EPICS IOC.
+use ioc::ffi;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// flyscan IOC: serial link to a flyscan controller, its scans in EPICS records.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Serial device (a symlink is followed again at every reopen).
-    #[arg(long)]
-    serial: PathBuf,
-    /// Baud rate.
-    #[arg(long, default_value_t = 3_000_000)]
-    baud: u32,
-    /// PV prefix of the IOC database (P macro), e.g. "BL1:FLY:".
-    #[arg(long)]
-    prefix: String,
-    /// Talk only to this CA server (host:port); sets EPICS_CA_ADDR_LIST and
-    /// EPICS_CA_AUTO_ADDR_LIST=NO. Without it the usual EPICS_CA_* environment applies.
-    #[arg(long)]
-    ca_addr: Option<String>,
-    /// Waveform length to assume until the IOC's is read (NPTS).
-    #[arg(long, default_value_t = 1_000_000)]
-    max_points: usize,
-    /// Shortest time between two publish cycles, ms.
-    #[arg(long, default_value_t = 25)]
-    publish_interval_ms: u64,
-}
-
-/// Sets the CA client environment. Runs before any thread exists, as `set_var` requires.
-#[allow(unsafe_code)]
-fn set_ca_env(args: &Args) {
-    let max_bytes = flyscan_host::ioc::max_array_bytes(args.max_points).to_string();
-    // SAFETY: called first thing in main, before the runtime or any other thread starts, so no
-    // other thread can read the environment concurrently.
-    unsafe {
-        if let Some(addr) = &args.ca_addr {
-            std::env::set_var("EPICS_CA_AUTO_ADDR_LIST", "NO");
-            std::env::set_var("EPICS_CA_ADDR_LIST", addr);
-        }
-        if std::env::var_os("EPICS_CA_MAX_ARRAY_BYTES").is_none() {
-            std::env::set_var("EPICS_CA_MAX_ARRAY_BYTES", max_bytes);
-        }
-    }
+    /// The start-up script (st.cmd): flyscanConfig, dbLoadRecords, access security, iocInit.
+    st_cmd: PathBuf,
+    /// Never start the interactive IOC shell (also the case when stdin is not a terminal).
+    #[arg(short = 'S', long)]
+    no_shell: bool,
 }
 
 async fn shutdown_signal() {
@@ -66,9 +38,8 @@ async fn shutdown_signal() {
     }
 }
 
-fn main() -> std::process::ExitCode {
+fn main() {
     let args = Args::parse();
-    set_ca_env(&args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -76,25 +47,45 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let script = match args.st_cmd.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flyscan-ioc: error: {}: {e}", args.st_cmd.display());
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = ioc::prepare() {
+        eprintln!("flyscan-ioc: error: {e}");
+        std::process::exit(1);
+    }
+    // The script's folder, for paths relative to it: $(ST_CMD_DIR).
+    let dir = script.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    ffi::run_command(&format!("epicsEnvSet ST_CMD_DIR \"{dir}\""));
+    if ffi::run_script(&script.to_string_lossy()) != 0 {
+        eprintln!("flyscan-ioc: error: {} failed", script.display());
+        ffi::exit(1);
+    }
+    if !ioc::driver_running() {
+        eprintln!(
+            "flyscan-ioc: error: {} did not start the driver (it needs flyscanConfig, the databases and iocInit)",
+            script.display()
+        );
+        ffi::exit(1);
+    }
+    if !args.no_shell && std::io::stdin().is_terminal() {
+        ffi::interactive_shell();
+        ffi::exit(0);
+    }
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => rt.block_on(shutdown_signal()),
         Err(e) => {
-            eprintln!("flyscan-host: cannot start runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let mut cfg = DriverConfig::new(SerialConfig::new(&args.serial, args.baud), &args.prefix);
-    cfg.default_capacity = args.max_points;
-    cfg.publish_interval = Duration::from_millis(args.publish_interval_ms);
-    match rt.block_on(driver::run(cfg, shutdown_signal())) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "flyscan-host failed");
-            std::process::ExitCode::FAILURE
+            eprintln!("flyscan-ioc: error: cannot wait for signals: {e}");
+            ffi::exit(1);
         }
     }
+    tracing::info!("stopping");
+    ffi::exit(0)
 }

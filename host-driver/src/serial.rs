@@ -19,6 +19,12 @@ pub enum SerialEvent {
         /// Why.
         reason: String,
     },
+    /// The port could not be opened (first failure, and whenever the error changes); the task
+    /// keeps retrying.
+    OpenFailed {
+        /// The OS error.
+        error: String,
+    },
 }
 
 /// Serial port settings.
@@ -56,7 +62,7 @@ pub async fn run(
     let mut reopens = 0u64;
     let mut backoff = cfg.min_backoff;
     let mut buf = vec![0u8; 16 * 1024];
-    let mut first = true;
+    let mut last_error: Option<String> = None;
     loop {
         let path = cfg.path.to_string_lossy().into_owned();
         let port = tokio_serial::new(path.clone(), cfg.baud).open_native_async();
@@ -64,9 +70,19 @@ pub async fn run(
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(%path, error = %e, ?backoff, "serial open failed; retrying");
-                if first {
-                    tracing::warn!(%path, error = %e, "serial port not available yet; retrying with backoff");
-                    first = false;
+                let error = e.to_string();
+                if last_error.as_deref() != Some(error.as_str()) {
+                    tracing::warn!(%path, %error, "serial port cannot be opened; retrying with backoff");
+                    if events
+                        .send(SerialEvent::OpenFailed {
+                            error: error.clone(),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return reopens;
+                    }
+                    last_error = Some(error);
                 }
                 // Drop frames queued while the port is away; commands time out and are retried
                 // at a higher level.
@@ -78,7 +94,7 @@ pub async fn run(
                 continue;
             }
         };
-        first = true;
+        last_error = None;
         backoff = cfg.min_backoff;
         tracing::info!(%path, "serial port open");
         if events.send(SerialEvent::Opened).await.is_err() {
