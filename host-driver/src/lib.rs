@@ -14,6 +14,7 @@
 pub mod assembler;
 pub mod core;
 pub mod host_message;
+pub mod launcher;
 pub mod port_lock;
 pub mod pv_table;
 pub mod serial;

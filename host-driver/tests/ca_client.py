@@ -5,6 +5,8 @@ monitor PV SECONDS        pyepics monitor: JSON list of array lengths seen, in o
 monitor_values PV SECONDS pyepics monitor: JSON list of scalar values seen, in order
 monitor_times PV SECONDS  pyepics monitor: JSON list of [value, unix time received]
 put_as HOST PV VALUE      caproto client reporting host name HOST: JSON {access, before, after}
+race PREFIX N SEED        N times: write a random valid configuration and at once Arm (no pause),
+                          wait for Arm back at 0; JSON list of the configurations written
 """
 import json
 import math
@@ -59,16 +61,53 @@ def main():
         ctx = Context(host_name=host)
         (p,) = ctx.get_pvs(pv, timeout=5.0)
         p.wait_for_connection(timeout=5.0)
-        before = p.read(timeout=5.0).data.tolist()[0]
+        def first(r):
+            d = r.data.tolist()
+            return d[0] if len(d) else None
+        before = first(p.read(timeout=5.0))
         access = str(p.access_rights)
         err = None
         try:
             p.write([value], wait=True, timeout=5.0)
         except Exception as e:  # refused writes raise or are ignored, depending on the server
             err = type(e).__name__
-        after = p.read(timeout=5.0).data.tolist()[0]
+        after = first(p.read(timeout=5.0))
         print(json.dumps({"access": access, "before": before, "after": after, "error": err}))
         ctx.disconnect()
+    elif cmd == "race":
+        import random
+        epics = pyepics()
+        prefix, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        rng = random.Random(seed)
+        names = ["Mode", "Start", "Step", "NPoints", "ChannelMask", "Direction", "Encoding", "Arm"]
+        pvs = {k: epics.PV(prefix + k) for k in names}
+        for p in pvs.values():
+            p.wait_for_connection(timeout=5.0)
+        written = []
+        for _ in range(n):
+            step = rng.choice([1, 2, 3, 5, 17, 50]) * rng.choice([1, -1])
+            cfg = {
+                "Mode": 0,
+                "Start": float(rng.randint(-1000, 1000)),
+                "Step": float(step),
+                "NPoints": float(rng.randint(1, 25)),
+                "ChannelMask": float(rng.randint(1, 15)),
+                # The direction follows the step's sign, or "either" (2).
+                "Direction": float(rng.choice([0 if step > 0 else 1, 2])),
+                "Encoding": float(rng.randint(0, 1)),
+            }
+            for k, v in cfg.items():
+                pvs[k].put(v, wait=False)
+            # The configuration puts are not waited for; the Arm put returns once the record
+            # has processed (the driver has it). Arm goes back to 0 when the scan has ended.
+            pvs["Arm"].put(1, wait=True, timeout=10.0)
+            deadline = time.time() + 10.0
+            while pvs["Arm"].get(use_monitor=False) != 0:
+                if time.time() > deadline:
+                    sys.exit("Arm did not return to 0")
+                time.sleep(0.002)
+            written.append(cfg)
+        print(json.dumps(written))
     else:
         sys.exit("unknown command " + cmd)
 

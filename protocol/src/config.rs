@@ -232,11 +232,11 @@ impl fmt::Display for ConfigError {
             Self::BadPasses { passes } => {
                 write!(
                     f,
-                    "{passes} passes: need 1, or ≥ 1 with bidirectional direction"
+                    "{passes} passes: need 1, or more with direction bidirectional"
                 )
             }
             Self::PositionOverflow => {
-                f.write_str("start + count × step overflows the position range")
+                f.write_str("start + (count - 1) * step overflows the position range")
             }
             Self::ListExceedsWindow { count, window } => write!(
                 f,

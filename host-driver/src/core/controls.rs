@@ -123,10 +123,10 @@ impl Controls {
             v => return Err(format!("Encoding {v} is not Compact (0) or Raw (1)")),
         };
         let passes = u16::try_from(self.passes)
-            .map_err(|_| format!("Passes must be 1 … 65535 (got {})", self.passes))?;
+            .map_err(|_| format!("Passes must be 1 to 65535 (got {})", self.passes))?;
         let channel_mask = u32::try_from(self.channel_mask).map_err(|_| {
             format!(
-                "ChannelMask must be 1 … 4294967295 (a 32-bit mask; got {})",
+                "ChannelMask must be 1 to 4294967295 (a 32-bit mask; got {})",
                 self.channel_mask
             )
         })?;
@@ -134,7 +134,7 @@ impl Controls {
         let (start, step, count) = match mode {
             TriggerMode::StartStepCount => {
                 let count = u32::try_from(self.npoints)
-                    .map_err(|_| format!("NPoints must be 0 … 4294967295 (got {})", self.npoints))?;
+                    .map_err(|_| format!("NPoints must be 0 to 4294967295 (got {})", self.npoints))?;
                 (
                     whole_counts(self.start, "Start")?,
                     whole_counts(self.step, "Step")?,

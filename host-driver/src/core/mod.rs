@@ -352,7 +352,7 @@ impl Core {
                 if let Some(prev) = previous {
                     self.pending = None;
                     let what = format!(
-                        "device restarted (session {prev:#010x} → {boot_id:#010x})"
+                        "device restarted (session {prev:#010x}, now {boot_id:#010x})"
                     );
                     if self.phase.busy() {
                         self.fail(&what, now);

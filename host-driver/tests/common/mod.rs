@@ -1,8 +1,9 @@
 //! Test harness: a fake device on a pseudo-terminal speaking the protocol crate's frames, the
-//! driver binary, a soft IOC, and independent CA clients (C `caget`, pyepics, caproto).
+//! `flyscan-ioc` binary (the IOC with the driver inside), and independent CA clients (C
+//! `caget`, pyepics, caproto).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use flyscan_host::ioc::{self, IocOptions, SoftIoc};
+use flyscan_host::launcher::{self as ioc, FlyscanIoc, IocOptions};
 use flyscan_protocol::limits::MAX_ENCODED_FRAME;
 use flyscan_protocol::message::Message;
 use flyscan_protocol::{
@@ -434,6 +435,7 @@ impl Dev {
             points: self.points_done,
             quad_errors: 7,
             position_jumps: 2,
+            boot_id: self.opts.info.boot_id,
             ..Default::default()
         };
         self.emit(&Message::Health(h));
@@ -561,81 +563,29 @@ impl Drop for FakeDevice {
     }
 }
 
-/// The driver binary, stopped with SIGTERM on drop.
-pub struct Driver {
-    child: Child,
-    pub log: PathBuf,
+/// Peak resident set of a process so far, bytes (VmHWM).
+pub fn peak_rss(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }
 
-impl Driver {
-    pub fn start(serial: &std::path::Path, ioc: &SoftIoc) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "flyscan-driver-{}-{}.log",
-            ioc.port(),
-            std::process::id()
-        ));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_flyscan-host"))
-            .arg("--serial")
-            .arg(serial)
-            .arg("--baud")
-            .arg("115200")
-            .arg("--prefix")
-            .arg(ioc.prefix())
-            .arg("--ca-addr")
-            .arg(ioc.ca_addr())
-            .envs(ioc.client_env())
-            .env("RUST_LOG", "info,flyscan_host=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(f))
-            .spawn()
-            .expect("driver binary");
-        Self { child, log }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Peak resident set of the driver process so far, bytes (VmHWM).
-    pub fn peak_rss(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        s.lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    }
+/// Options for a `flyscan-ioc` of 4 channels on `serial`.
+pub fn ioc_options(prefix: &str, serial: &std::path::Path, npts: usize) -> IocOptions {
+    IocOptions::new(env!("CARGO_BIN_EXE_flyscan-ioc"), prefix, serial, 4, npts)
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_file(&self.log);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn start_ioc(prefix: &str, npts: usize) -> SoftIoc {
-    SoftIoc::start(IocOptions::new(prefix, 4, npts)).expect("soft IOC")
+/// Starts a `flyscan-ioc` of 4 channels on `serial`.
+pub fn start_ioc(prefix: &str, serial: &std::path::Path, npts: usize) -> FlyscanIoc {
+    FlyscanIoc::start(ioc_options(prefix, serial, npts)).expect("flyscan-ioc")
 }
 
 /// `caget` (C client) of a PV; arrays come back as numbers, printed with 17 digits.
-pub fn caget(ioc: &SoftIoc, pv: &str) -> Vec<f64> {
+pub fn caget(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
     let out = Command::new(ioc::ca_tool("caget"))
         .args(["-t", "-n", "-w", "5", "-g", "17", pv])
         .envs(ioc.client_env())
@@ -663,7 +613,7 @@ pub fn caget(ioc: &SoftIoc, pv: &str) -> Vec<f64> {
 
 /// `caget` of a waveform: reads `.NORD`, then that many elements (this caget otherwise
 /// returns all NELM elements).
-pub fn caget_array(ioc: &SoftIoc, pv: &str) -> Vec<f64> {
+pub fn caget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
     let nord = caget(ioc, &format!("{pv}.NORD"))[0] as usize;
     if nord == 0 {
         return Vec::new();
@@ -692,7 +642,7 @@ pub fn caget_array(ioc: &SoftIoc, pv: &str) -> Vec<f64> {
     nums[1..].to_vec()
 }
 
-pub fn caget_text(ioc: &SoftIoc, pv: &str) -> String {
+pub fn caget_text(ioc: &FlyscanIoc, pv: &str) -> String {
     let out = Command::new(ioc::ca_tool("caget"))
         .args(["-t", "-w", "5", "-S", pv])
         .envs(ioc.client_env())
@@ -701,7 +651,7 @@ pub fn caget_text(ioc: &SoftIoc, pv: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-pub fn caput(ioc: &SoftIoc, pv: &str, value: &str) {
+pub fn caput(ioc: &FlyscanIoc, pv: &str, value: &str) {
     let out = Command::new(ioc::ca_tool("caput"))
         .args(["-t", "-w", "5", pv, value])
         .envs(ioc.client_env())
@@ -714,7 +664,7 @@ pub fn caput(ioc: &SoftIoc, pv: &str, value: &str) {
     );
 }
 
-pub fn caput_array(ioc: &SoftIoc, pv: &str, values: &[f64]) {
+pub fn caput_array(ioc: &FlyscanIoc, pv: &str, values: &[f64]) {
     let mut args = vec![
         "-t".to_owned(),
         "-w".into(),
@@ -736,7 +686,7 @@ pub fn caput_array(ioc: &SoftIoc, pv: &str, values: &[f64]) {
     );
 }
 
-fn python(ioc: &SoftIoc) -> Command {
+fn python(ioc: &FlyscanIoc) -> Command {
     let mut c = Command::new(ioc::venv_dir().join("bin").join("python"));
     c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ca_client.py"))
         .envs(ioc.client_env());
@@ -744,7 +694,7 @@ fn python(ioc: &SoftIoc) -> Command {
 }
 
 /// pyepics reads of several PVs.
-pub fn pyget(ioc: &SoftIoc, pvs: &[String]) -> serde_json::Value {
+pub fn pyget(ioc: &FlyscanIoc, pvs: &[String]) -> serde_json::Value {
     let out = python(ioc).arg("get").args(pvs).output().expect("python");
     assert!(
         out.status.success(),
@@ -758,7 +708,7 @@ pub fn pyget(ioc: &SoftIoc, pvs: &[String]) -> serde_json::Value {
 pub struct PyMonitor(Child);
 
 impl PyMonitor {
-    pub fn start(ioc: &SoftIoc, kind: &str, pv: &str, seconds: f64) -> Self {
+    pub fn start(ioc: &FlyscanIoc, kind: &str, pv: &str, seconds: f64) -> Self {
         let mut child = python(ioc)
             .args([kind, pv, &seconds.to_string()])
             .stdout(Stdio::piped())
@@ -782,7 +732,55 @@ impl PyMonitor {
     }
 }
 
-pub fn caput_as(ioc: &SoftIoc, host: &str, pv: &str, value: f64) -> serde_json::Value {
+/// Runs `n` rounds of "write a random valid configuration, then Arm at once, wait for the end"
+/// in one pyepics process; returns the configurations written, in order.
+pub fn race(ioc: &FlyscanIoc, n: u32, seed: u64) -> serde_json::Value {
+    let out = python(ioc)
+        .args(["race", ioc.prefix(), &n.to_string(), &seed.to_string()])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "race: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        ioc.log_text()
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// `pvget` (PV Access, C++ client) of an array PV: the `value:[…]` of its `-M json` output.
+pub fn pvget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
+    let out = Command::new(ioc::ca_tool("pvget"))
+        .args(["-w", "5", "-M", "json", pv])
+        .envs(ioc.client_env())
+        .output()
+        .expect("pvget");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pvget {pv}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = text
+        .find("value:[")
+        .unwrap_or_else(|| panic!("pvget {pv}: no value array in {text}"))
+        + "value:[".len();
+    let end = start + text[start..].find(']').expect("closing bracket");
+    text[start..end]
+        .split(',')
+        .filter(|w| !w.trim().is_empty())
+        .map(|w| {
+            let w = w.trim();
+            if w.eq_ignore_ascii_case("nan") || w.eq_ignore_ascii_case("-nan") {
+                f64::NAN
+            } else {
+                w.parse().unwrap_or_else(|_| panic!("pvget {pv}: {w:?}"))
+            }
+        })
+        .collect()
+}
+
+pub fn caput_as(ioc: &FlyscanIoc, host: &str, pv: &str, value: f64) -> serde_json::Value {
     let out = python(ioc)
         .args(["put_as", host, pv, &value.to_string()])
         .output()
@@ -795,11 +793,11 @@ pub fn caput_as(ioc: &SoftIoc, host: &str, pv: &str, value: f64) -> serde_json::
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-/// Polls `f` until it returns Some, or panics after `secs` with `what` and the driver log.
+/// Polls `f` until it returns Some, or panics after `secs` with `what` and the IOC's log.
 pub fn wait_for<T>(
     secs: u64,
     what: &str,
-    driver: Option<&Driver>,
+    ioc: Option<&FlyscanIoc>,
     mut f: impl FnMut() -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -809,8 +807,8 @@ pub fn wait_for<T>(
         }
         if Instant::now() > deadline {
             panic!(
-                "timed out waiting for {what}\n--- driver log ---\n{}",
-                driver.map(|d| d.log_text()).unwrap_or_default()
+                "timed out waiting for {what}\n--- IOC log ---\n{}",
+                ioc.map(|d| d.log_text()).unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
