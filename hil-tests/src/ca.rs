@@ -12,7 +12,7 @@ pub struct Ca {
 }
 
 impl Ca {
-    /// Clients for the IOC reached with `env` (see `flyscan_host::ioc::client_env`).
+    /// Clients for the IOC reached with `env` (see `flyscan_host::launcher::client_env`).
     pub fn new(venv: PathBuf, env: Vec<(String, String)>) -> Self {
         Self { venv, env }
     }
@@ -26,7 +26,7 @@ impl Ca {
         let path = if name == "python" {
             self.venv.join("bin").join(name)
         } else {
-            flyscan_host::ioc::ca_tool(name)
+            flyscan_host::launcher::ca_tool(name)
         };
         let mut c = Command::new(path);
         c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -1,11 +1,11 @@
-//! The whole chain on one machine: a real softIoc with the shipped database, the simulator (or a
-//! real device on a named serial port) and the host driver, wired together on a private CA port.
-//! Everything started here is stopped when the [`Chain`] is dropped.
+//! The whole chain on one machine: the simulator (or a real device on a named serial port) and
+//! `flyscan-ioc` (the IOC with the host driver inside, shipped database) on private CA and PVA
+//! ports. Everything started here is stopped when the [`Chain`] is dropped.
 
 use crate::ca::Ca;
 use crate::procs::Proc;
 use crate::scan_table::ScanTable;
-use flyscan_host::ioc::{IocOptions, SoftIoc};
+use flyscan_host::launcher::{FlyscanIoc, IocOptions};
 use flyscan_protocol::{Encoding, TriggerMode};
 use flyscan_sim::plan::ScanPlan;
 use flyscan_sim::scenario::Scenario;
@@ -21,7 +21,7 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Where the `sim`, `flyscan-host` and `firmware-odroid` binaries are: `$FLYSCAN_BIN_DIR`, else
+/// Where the `sim`, `flyscan-ioc` and `firmware-odroid` binaries are: `$FLYSCAN_BIN_DIR`, else
 /// `<workspace>/target/release`.
 pub fn bin_dir() -> PathBuf {
     match std::env::var_os("FLYSCAN_BIN_DIR") {
@@ -94,12 +94,11 @@ pub struct Chain {
     pub plan: ScanPlan,
     /// The scenario.
     pub scenario: Scenario,
-    /// Serial port the host driver opens.
+    /// Serial port the IOC's driver opens.
     pub serial: PathBuf,
-    // Drop order: host driver first, then the device, then the IOC.
-    host: Option<Proc>,
+    // Drop order: the IOC first, then the device.
+    ioc: Option<FlyscanIoc>,
     sim: Option<Proc>,
-    ioc: SoftIoc,
     opts: ChainOptions,
 }
 
@@ -114,27 +113,22 @@ impl Chain {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let prefix = format!("HIL{}:", opts.name.to_uppercase().replace(['-', '_'], ""));
-        let n_channels = u32::from(scenario.detectors.channels).max(1);
-        let ioc = SoftIoc::start(IocOptions::new(prefix.clone(), n_channels, opts.max_points))
-            .map_err(|e| format!("softIoc: {e:#}"))?;
-        let ca = Ca::new(flyscan_host::ioc::venv_dir(), ioc.client_env());
         let mut chain = Self {
             dir,
             prefix,
-            ca,
+            ca: Ca::new(flyscan_host::launcher::venv_dir(), Vec::new()),
             plan,
             scenario,
             serial: PathBuf::new(),
-            host: None,
+            ioc: None,
             sim: None,
-            ioc,
             opts,
         };
         match chain.opts.device.clone() {
             Some(dev) => chain.serial = dev,
             None => chain.start_sim()?,
         }
-        chain.start_host()?;
+        chain.start_ioc()?;
         chain.wait_pv(
             "Connected",
             |v| v == "1" || v.eq_ignore_ascii_case("connected"),
@@ -177,50 +171,47 @@ impl Chain {
         Ok(())
     }
 
-    /// Starts (or restarts) the host driver.
-    pub fn start_host(&mut self) -> Result<(), String> {
-        if let Some(mut h) = self.host.take() {
-            h.stop();
-        }
-        let mut cmd = Command::new(binary("flyscan-host")?);
-        cmd.arg("--serial")
-            .arg(&self.serial)
-            .arg("--baud")
-            .arg(self.scenario.link.baud.to_string())
-            .arg("--prefix")
-            .arg(&self.prefix)
-            .arg("--ca-addr")
-            .arg(self.ioc.ca_addr())
-            .arg("--max-points")
-            .arg(self.opts.max_points.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            );
-        let n = self.dir.read_dir().map(|d| d.count()).unwrap_or(0);
-        self.host = Some(Proc::spawn(
-            "flyscan-host",
-            cmd,
-            &self.dir.join(format!("host-{n}.log")),
-        )?);
+    /// Starts the IOC (with the driver) on the chain's serial port.
+    fn start_ioc(&mut self) -> Result<(), String> {
+        let n_channels = u32::from(self.scenario.detectors.channels).max(1);
+        let mut o = IocOptions::new(
+            binary("flyscan-ioc")?,
+            self.prefix.clone(),
+            &self.serial,
+            n_channels,
+            self.opts.max_points,
+        );
+        o.baud = self.scenario.link.baud;
+        o.work_dir = Some(self.dir.join("ioc"));
+        let ioc = FlyscanIoc::start(o).map_err(|e| format!("flyscan-ioc: {e:#}"))?;
+        self.ca = Ca::new(flyscan_host::launcher::venv_dir(), ioc.client_env());
+        self.ioc = Some(ioc);
         Ok(())
     }
 
-    /// Kills the host driver without a clean shutdown (SIGKILL), as a crash would.
-    pub fn kill_host(&mut self) {
-        if let Some(h) = self.host.as_ref() {
-            h.signal("KILL");
-        }
-        if let Some(mut h) = self.host.take() {
-            h.stop();
-        }
+    fn ioc(&mut self) -> Result<&mut FlyscanIoc, String> {
+        self.ioc.as_mut().ok_or_else(|| "the IOC is not running".to_owned())
     }
 
-    /// Restarts the IOC on the same port (its PVs come back with their initial values).
+    /// Kills the IOC (and the driver in it) without a clean shutdown (SIGKILL), as a crash or a
+    /// power cut would.
+    pub fn kill_ioc(&mut self) -> Result<(), String> {
+        self.ioc()?.kill();
+        Ok(())
+    }
+
+    /// Starts the IOC again after [`Chain::kill_ioc`] (same ports, settings file, st.cmd).
+    pub fn start_ioc_again(&mut self) -> Result<(), String> {
+        self.ioc()?
+            .start_again()
+            .map_err(|e| format!("flyscan-ioc start: {e:#}"))
+    }
+
+    /// Restarts the IOC cleanly (SIGTERM, then start).
     pub fn restart_ioc(&mut self) -> Result<(), String> {
-        self.ioc
+        self.ioc()?
             .restart()
-            .map_err(|e| format!("softIoc restart: {e:#}"))
+            .map_err(|e| format!("flyscan-ioc restart: {e:#}"))
     }
 
     /// The simulator's truth file (complete once the simulator has exited).
@@ -243,7 +234,12 @@ impl Chain {
         let t = Instant::now();
         let mut last = String::new();
         while t.elapsed() < timeout {
-            match self.ca.get(&self.pv(name)) {
+            let v = if name == "StatusMessage" {
+                self.ca.get_string(&self.pv(name))
+            } else {
+                self.ca.get(&self.pv(name))
+            };
+            match v {
                 Ok(v) if pred(&v) => return Ok(v),
                 Ok(v) => last = v,
                 Err(e) => last = e,
@@ -281,9 +277,7 @@ impl Chain {
             put("Step", c.step.to_string())?;
             put("NPoints", c.count.to_string())?;
         }
-        // Monitors of different PVs are separate subscriptions: give the driver a moment to
-        // see the last setting before the arm arrives.
-        std::thread::sleep(Duration::from_millis(300));
+        // No pause before Arm: the records hand every write to the driver in processing order.
         Ok(())
     }
 
@@ -391,26 +385,21 @@ impl Chain {
     /// The last lines of every log, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = String::new();
-        for p in [self.sim.as_ref(), self.host.as_ref()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(p) = self.sim.as_ref() {
             s.push_str(&format!(
                 "--- {} log (tail) ---\n{}\n",
                 p.name(),
                 p.log_tail(25)
             ));
         }
-        s.push_str(&format!(
-            "--- softIoc log (tail) ---\n{}\n",
-            self.ioc
-                .log_text()
-                .lines()
-                .rev()
-                .take(10)
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
+        if let Some(ioc) = self.ioc.as_ref() {
+            let text = ioc.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            s.push_str(&format!(
+                "--- flyscan-ioc log (tail) ---\n{}\n",
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            ));
+        }
         s
     }
 }

@@ -1,12 +1,13 @@
-//! Pipeline benchmarks against a real soft IOC (prints numbers; see BENCHMARKS.md, section Host driver):
+//! Pipeline benchmarks through `flyscan-ioc` (prints numbers; see BENCHMARKS.md, section Host
+//! driver):
 //! 1. latency from a batch frame written to the pty to the value seen by a CA monitor;
-//! 2. sustained points/s for 8 channels × 100 000 points, and the driver's peak RSS.
+//! 2. sustained points/s for 8 channels × 100 000 points, and the IOC's peak RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::*;
-use flyscan_host::ioc::{IocOptions, SoftIoc};
+use flyscan_host::launcher::{FlyscanIoc, IocOptions};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -15,7 +16,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-fn arm(ioc: &SoftIoc, count: u32, mask: u32, encoding: &str) {
+fn arm(ioc: &FlyscanIoc, count: u32, mask: u32, encoding: &str) {
     let p = ioc.prefix().to_owned();
     for (pv, v) in [
         ("Mode", "0".to_owned()),
@@ -30,14 +31,13 @@ fn arm(ioc: &SoftIoc, count: u32, mask: u32, encoding: &str) {
     caput(ioc, &format!("{p}Arm"), "1");
 }
 
-fn wait_done(ioc: &SoftIoc, d: &Driver) {
-    wait_for(300, "Done", Some(d), || {
+fn wait_done(ioc: &FlyscanIoc) {
+    wait_for(300, "Done", Some(ioc), || {
         (caget(ioc, &format!("{}Status", ioc.prefix()))[0] == 3.0).then_some(())
     });
 }
 
 fn latency() {
-    let ioc = SoftIoc::start(IocOptions::new("BL:", 8, 10_000)).unwrap();
     let dev = FakeDevice::start(DevOptions {
         batch_points: 1,
         batch_interval: Duration::from_millis(20),
@@ -47,8 +47,15 @@ fn latency() {
         },
         ..Default::default()
     });
-    let d = Driver::start(&dev.path, &ioc);
-    wait_for(20, "connected", Some(&d), || {
+    let ioc = FlyscanIoc::start(IocOptions::new(
+        env!("CARGO_BIN_EXE_flyscan-ioc"),
+        "BL:",
+        &dev.path,
+        8,
+        10_000,
+    ))
+    .unwrap();
+    wait_for(20, "connected", Some(&ioc), || {
         (caget(&ioc, "BL:Connected")[0] == 1.0).then_some(())
     });
     let n = 300;
@@ -59,7 +66,7 @@ fn latency() {
         f64::from(n) * 0.02 + 3.0,
     );
     arm(&ioc, n, 0xff, "0");
-    wait_done(&ioc, &d);
+    wait_done(&ioc);
     let seen = mon.finish();
     let sent = dev.stats().batch_times;
     let mut lat = Vec::new();
@@ -82,7 +89,6 @@ fn latency() {
 
 fn throughput(encoding: &str) {
     let npts = 100_000u32;
-    let ioc = SoftIoc::start(IocOptions::new("BT:", 8, npts as usize)).unwrap();
     let dev = FakeDevice::start(DevOptions {
         batch_points: 0,
         batch_interval: Duration::ZERO,
@@ -93,25 +99,32 @@ fn throughput(encoding: &str) {
         },
         ..Default::default()
     });
-    let d = Driver::start(&dev.path, &ioc);
-    wait_for(20, "connected", Some(&d), || {
+    let ioc = FlyscanIoc::start(IocOptions::new(
+        env!("CARGO_BIN_EXE_flyscan-ioc"),
+        "BT:",
+        &dev.path,
+        8,
+        npts as usize,
+    ))
+    .unwrap();
+    wait_for(20, "connected", Some(&ioc), || {
         (caget(&ioc, "BT:Connected")[0] == 1.0).then_some(())
     });
     let t0 = Instant::now();
     arm(&ioc, npts, 0xff, encoding);
-    wait_done(&ioc, &d);
+    wait_done(&ioc);
     let secs = t0.elapsed().as_secs_f64();
     let captured = caget(&ioc, "BT:NumCaptured")[0];
     let lost = caget(&ioc, "BT:LostPoints")[0];
     let resends = caget(&ioc, "BT:Resends")[0];
     let link_errors = caget(&ioc, "BT:LinkErrors")[0];
     let raw = f64::from(npts) * (21.0 + 4.0 * 8.0);
-    let rss = d.peak_rss() as f64;
+    let rss = ioc.pid().map_or(0, peak_rss) as f64;
     if let Ok(dir) = std::env::var("FLYSCAN_BENCH_LOG") {
-        let _ = std::fs::write(format!("{dir}/driver-{encoding}.log"), d.log_text());
+        let _ = std::fs::write(format!("{dir}/ioc-{encoding}.log"), ioc.log_text());
     }
     println!(
-        "throughput ({}, 8 ch, {npts} points): {:.0} points/s (arm to Status=Done {:.2} s, incl. ~0.3 s of caput), captured {captured}, lost {lost}, resend requests {resends}, link errors {link_errors}; driver peak RSS {:.1} MB (budget 2 x {:.1} MB raw + 32 MB = {:.1} MB)",
+        "throughput ({}, 8 ch, {npts} points): {:.0} points/s (arm to Status=Done {:.2} s, incl. ~0.3 s of caput), captured {captured}, lost {lost}, resend requests {resends}, link errors {link_errors}; IOC peak RSS {:.1} MB (budget 2 x {:.1} MB raw + 32 MB = {:.1} MB)",
         if encoding == "0" { "compact" } else { "raw" },
         f64::from(npts) / secs,
         secs,

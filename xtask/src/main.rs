@@ -25,7 +25,7 @@ struct Cli {
 enum Cmd {
     /// The whole test suite: format, lints, no_std and aarch64 builds, Rust tests, Python tests.
     Test,
-    /// A simulated EXAFS fly scan landing in a real IOC (softIoc + sim + host driver).
+    /// A simulated EXAFS fly scan landing in a real IOC (flyscan-ioc + simulated device).
     Demo {
         /// Arguments passed on to the demo binary (see `flyscan-demo --help`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

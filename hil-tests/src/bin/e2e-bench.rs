@@ -135,7 +135,7 @@ fn latency(rate: f64) -> Result<(), String> {
     let mut chain = uniform("bench-latency", 921_600, "compact", rate, seconds)?;
     let mon = CaMonitor::start(
         &chain.ca,
-        &flyscan_host::ioc::ca_tool("camonitor"),
+        &flyscan_host::launcher::ca_tool("camonitor"),
         &chain.pv("NumCaptured"),
     )?;
     chain.configure()?;

@@ -1,5 +1,5 @@
-//! `flyscan-demo`: the README's first command. Starts a real softIoc with the shipped database,
-//! the simulated device and the host driver; configures and arms an EXAFS-like scan through
+//! `flyscan-demo`: the README's first command. Starts the simulated device and flyscan-ioc (the
+//! IOC with the host driver inside, shipped database); configures and arms an EXAFS-like scan through
 //! Channel Access; shows progress while points arrive; prints a summary; writes the scan as an
 //! XDI file and a PNG plot; stops everything (also on Ctrl-C).
 
@@ -91,7 +91,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     opts.scenario = scenario;
     opts.speed = args.speed;
     opts.device = None;
-    println!("starting softIoc, simulated device and host driver ...");
+    println!("starting the simulated device and flyscan-ioc ...");
     let mut chain = Chain::start(opts)?;
     let total = chain.plan.config.total_points();
     println!(
@@ -105,7 +105,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     chain.configure()?;
     let monitor = CaMonitor::start(
         &chain.ca,
-        &flyscan_host::ioc::ca_tool("camonitor"),
+        &flyscan_host::launcher::ca_tool("camonitor"),
         &chain.pv("NumCaptured"),
     )?;
     let t_arm = Instant::now();
@@ -246,7 +246,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         png.display()
     );
     drop(chain);
-    println!("stopped softIoc, simulator and host driver");
+    println!("stopped flyscan-ioc and the simulator");
     if !mism.is_empty() || lost > 0.0 {
         return Err("the scan read back from the IOC differs from the ground truth".into());
     }

@@ -378,6 +378,9 @@ impl Core {
                 self.image.num_channels = i.n_channels;
                 self.image.max_points = i.max_points;
                 self.image.device_session = i.boot_id;
+                if let Some(sc) = self.scan.as_mut().filter(|sc| sc.clock_hz == 0) {
+                    sc.clock_hz = i.clock_hz;
+                }
             }
             Event::Pong { .. } => self.heard(now),
             Event::Health(h) => {
@@ -569,7 +572,8 @@ impl Core {
             let recorded = self
                 .record
                 .is_some_and(|r| r.scan_id == h.scan_id && r.boot_id == h.boot_id);
-            if recorded && self.phase == Phase::Idle {
+            // Taken up only once the session's DeviceInfo (its clock) is known.
+            if recorded && self.phase == Phase::Idle && self.asm.device_info().is_some() {
                 if let Some(r) = self.record {
                     self.take_up(r.scan_id, r.config, now);
                 }
