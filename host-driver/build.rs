@@ -72,5 +72,8 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-env=FLYSCAN_EPICS_LIB={}", lib.display());
     println!("cargo:rustc-env=FLYSCAN_EPICS_DBD={}", dbd.display());
-    println!("cargo:rerun-if-changed={}", lib.join("libdbCore.so").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        lib.join("libdbCore.so").display()
+    );
 }

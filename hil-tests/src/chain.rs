@@ -190,7 +190,9 @@ impl Chain {
     }
 
     fn ioc(&mut self) -> Result<&mut FlyscanIoc, String> {
-        self.ioc.as_mut().ok_or_else(|| "the IOC is not running".to_owned())
+        self.ioc
+            .as_mut()
+            .ok_or_else(|| "the IOC is not running".to_owned())
     }
 
     /// Kills the IOC (and the driver in it) without a clean shutdown (SIGKILL), as a crash or a

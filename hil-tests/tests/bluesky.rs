@@ -20,7 +20,11 @@ fn run_engine_documents_equal_ground_truth() {
         flyscan_protocol::Direction::Bidirectional => "BIDIRECTIONAL",
     };
     let root = workspace_root();
-    let mut cmd = Command::new(flyscan_host::launcher::venv_dir().join("bin").join("python"));
+    let mut cmd = Command::new(
+        flyscan_host::launcher::venv_dir()
+            .join("bin")
+            .join("python"),
+    );
     cmd.current_dir(&root)
         .args([
             "-m",

@@ -152,7 +152,10 @@ impl IocPorts {
 pub fn client_env(ports: IocPorts, max_points: usize) -> Vec<(String, String)> {
     vec![
         ("EPICS_CA_AUTO_ADDR_LIST".into(), "NO".into()),
-        ("EPICS_CA_ADDR_LIST".into(), format!("127.0.0.1:{}", ports.ca)),
+        (
+            "EPICS_CA_ADDR_LIST".into(),
+            format!("127.0.0.1:{}", ports.ca),
+        ),
         (
             "EPICS_CA_MAX_ARRAY_BYTES".into(),
             max_array_bytes(max_points).to_string(),
@@ -255,7 +258,10 @@ impl FlyscanIoc {
                 max_array_bytes(self.opts.max_points).to_string(),
             ),
             ("EPICS_PVA_SERVER_PORT".into(), p.pva.to_string()),
-            ("EPICS_PVA_BROADCAST_PORT".into(), p.pva_broadcast.to_string()),
+            (
+                "EPICS_PVA_BROADCAST_PORT".into(),
+                p.pva_broadcast.to_string(),
+            ),
             ("EPICS_PVAS_INTF_ADDR_LIST".into(), "127.0.0.1".into()),
             ("EPICS_PVA_AUTO_ADDR_LIST".into(), "NO".into()),
             ("EPICS_PVA_ADDR_LIST".into(), "127.0.0.1".into()),
@@ -302,7 +308,10 @@ impl FlyscanIoc {
             }
             if Instant::now() > deadline {
                 self.stop();
-                bail!("flyscan-ioc did not serve on port {} within 20 s", self.ports.ca);
+                bail!(
+                    "flyscan-ioc did not serve on port {} within 20 s",
+                    self.ports.ca
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -59,7 +59,10 @@ fn main() {
         std::process::exit(1);
     }
     // The script's folder, for paths relative to it: $(ST_CMD_DIR).
-    let dir = script.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let dir = script
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     ffi::run_command(&format!("epicsEnvSet ST_CMD_DIR \"{dir}\""));
     if ffi::run_script(&script.to_string_lossy()) != 0 {
         eprintln!("flyscan-ioc: error: {} failed", script.display());

@@ -58,7 +58,9 @@ impl Saver {
         if let Some(want) = self.due(controls, now) {
             match self.file.store(&want) {
                 Ok(()) => self.saved = Some(want),
-                Err(e) => tracing::error!(file = %self.file.path().display(), error = %e, "cannot write the settings file"),
+                Err(e) => {
+                    tracing::error!(file = %self.file.path().display(), error = %e, "cannot write the settings file")
+                }
             }
             self.last = Some(now);
         }

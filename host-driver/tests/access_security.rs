@@ -42,10 +42,22 @@ fn a_host_not_listed_writes_nothing_even_claiming_a_listed_name() {
     let (_dev, ioc) = ioc_with_hosts("ACFNO", &["192.0.2.7"]);
     let p = ioc.prefix().to_owned();
     let (ok, text) = try_caput(&ioc, &format!("{p}Start"), "42");
-    assert!(!ok || !text.contains("New : ") || text.contains("Old : "), "{text}");
-    assert_eq!(caget(&ioc, &format!("{p}Start"))[0], 0.0, "C caput refused: {text}");
+    assert!(
+        !ok || !text.contains("New : ") || text.contains("Old : "),
+        "{text}"
+    );
+    assert_eq!(
+        caget(&ioc, &format!("{p}Start"))[0],
+        0.0,
+        "C caput refused: {text}"
+    );
     // A client that claims the listed host name is still refused: the address counts.
-    for (pv, v) in [("Start", 42.0), ("Arm", 1.0), ("Status", 3.0), ("NumCaptured", 5.0)] {
+    for (pv, v) in [
+        ("Start", 42.0),
+        ("Arm", 1.0),
+        ("Status", 3.0),
+        ("NumCaptured", 5.0),
+    ] {
         let r = caput_as(&ioc, "192.0.2.7", &format!("{p}{pv}"), v);
         assert_eq!(r["access"], "1", "{pv}: read-only for a spoofed name: {r}");
         assert_eq!(r["after"], r["before"], "{pv}: {r}");
@@ -60,7 +72,14 @@ fn a_listed_host_writes_controls_but_no_driver_record() {
     assert_eq!(r["access"], "3", "{r}");
     assert_eq!(r["after"].as_f64(), Some(42.0), "{r}");
     assert_eq!(caget(&ioc, &format!("{p}Start"))[0], 42.0);
-    for pv in ["Status", "NumCaptured", "Position", "CH0", "Connected", "StatusMessage"] {
+    for pv in [
+        "Status",
+        "NumCaptured",
+        "Position",
+        "CH0",
+        "Connected",
+        "StatusMessage",
+    ] {
         let r = caput_as(&ioc, "any-name", &format!("{p}{pv}"), 5.0);
         assert_eq!(r["access"], "1", "{pv} is read-only to every client: {r}");
     }

@@ -5,6 +5,7 @@ monitor PV SECONDS        pyepics monitor: JSON list of array lengths seen, in o
 monitor_values PV SECONDS pyepics monitor: JSON list of scalar values seen, in order
 monitor_times PV SECONDS  pyepics monitor: JSON list of [value, unix time received]
 put_as HOST PV VALUE      caproto client reporting host name HOST: JSON {access, before, after}
+put_range PV N            pyepics put of 0, 1, ... N-1 to an array PV
 race PREFIX N SEED        N times: write a random valid configuration and at once Arm (no pause),
                           wait for Arm back at 0; JSON list of the configurations written
 """
@@ -74,6 +75,11 @@ def main():
         after = first(p.read(timeout=5.0))
         print(json.dumps({"access": access, "before": before, "after": after, "error": err}))
         ctx.disconnect()
+    elif cmd == "put_range":
+        epics = pyepics()
+        pv, n = sys.argv[2], int(sys.argv[3])
+        if not epics.caput(pv, [float(i) for i in range(n)], wait=True, timeout=10.0):
+            sys.exit("put failed")
     elif cmd == "race":
         import random
         epics = pyepics()

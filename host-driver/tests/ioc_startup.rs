@@ -64,16 +64,28 @@ fn a_second_ioc_on_the_same_port_stops_at_once() {
     let ports = IocPorts::free().unwrap();
     let env = vec![
         ("EPICS_CA_SERVER_PORT".to_owned(), ports.ca.to_string()),
-        ("EPICS_CAS_INTF_ADDR_LIST".to_owned(), "127.0.0.1".to_owned()),
+        (
+            "EPICS_CAS_INTF_ADDR_LIST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
         ("EPICS_PVA_SERVER_PORT".to_owned(), ports.pva.to_string()),
-        ("EPICS_PVAS_INTF_ADDR_LIST".to_owned(), "127.0.0.1".to_owned()),
+        (
+            "EPICS_PVAS_INTF_ADDR_LIST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
     ];
     let t = Instant::now();
     let (code, text) = run_to_exit(&st, &env);
     assert_eq!(code, 1, "{text}");
     assert!(t.elapsed() < Duration::from_secs(10));
-    assert!(text.contains("already used by another flyscan IOC"), "{text}");
-    assert!(!text.contains("iocRun: All initialization complete"), "it served: {text}");
+    assert!(
+        text.contains("already used by another flyscan IOC"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("iocRun: All initialization complete"),
+        "it served: {text}"
+    );
     // The first one is untouched.
     connected(&first);
     let _ = std::fs::remove_dir_all(&dir);
@@ -88,7 +100,10 @@ fn an_st_cmd_without_a_channels_records_names_them_and_serves_nothing() {
     let text = format!("{e:#}");
     assert!(text.contains("lack 1 record(s)"), "{text}");
     assert!(text.contains("CH2"), "{text}");
-    assert!(!text.contains("iocRun: All initialization complete"), "{text}");
+    assert!(
+        !text.contains("iocRun: All initialization complete"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -213,7 +228,10 @@ fn kill_mid_scan(resend_frames: u32, batch_points: u16, down: Duration) -> (Flys
 #[test]
 fn kill_9_mid_scan_recovers_the_scan_from_the_device_ring() {
     let (_ioc, lost) = kill_mid_scan(4096, 20, Duration::from_millis(300));
-    assert_eq!(lost, 0, "the ring held everything sent while the IOC was down");
+    assert_eq!(
+        lost, 0,
+        "the ring held everything sent while the IOC was down"
+    );
 }
 
 #[test]

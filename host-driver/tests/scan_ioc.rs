@@ -59,7 +59,11 @@ fn wait_connected(ioc: &flyscan_host::launcher::FlyscanIoc) {
 }
 
 /// A fake device and a `flyscan-ioc` on its port.
-fn chain(name: &str, npts: usize, opts: DevOptions) -> (FakeDevice, flyscan_host::launcher::FlyscanIoc) {
+fn chain(
+    name: &str,
+    npts: usize,
+    opts: DevOptions,
+) -> (FakeDevice, flyscan_host::launcher::FlyscanIoc) {
     let dev = FakeDevice::start(opts);
     let ioc = start_ioc(&unique_prefix(name), &dev.path, npts);
     wait_connected(&ioc);
@@ -192,19 +196,18 @@ fn message(ioc: &flyscan_host::launcher::FlyscanIoc) -> String {
 }
 
 /// Arms with `setup` applied and expects Status = Error with `needle` in the message.
-fn expect_refused(
-    ioc: &flyscan_host::launcher::FlyscanIoc,
-    setup: &[(&str, &str)],
-    needle: &str,
-) {
+fn expect_refused(ioc: &flyscan_host::launcher::FlyscanIoc, setup: &[(&str, &str)], needle: &str) {
     let p = ioc.prefix().to_owned();
     for (pv, v) in setup {
         caput(ioc, &format!("{p}{pv}"), v);
     }
     caput(ioc, &format!("{p}Arm"), "1");
-    wait_for(20, &format!("error mentioning {needle:?}"), Some(ioc), || {
-        (status(ioc) == 5 && message(ioc).contains(needle)).then_some(())
-    });
+    wait_for(
+        20,
+        &format!("error mentioning {needle:?}"),
+        Some(ioc),
+        || (status(ioc) == 5 && message(ioc).contains(needle)).then_some(()),
+    );
     wait_for(20, "Arm back to 0", Some(ioc), || {
         (scalar(ioc, "Arm") == 0.0).then_some(())
     });
@@ -232,11 +235,7 @@ fn bad_input_is_refused_without_touching_the_device() {
             .map(|&(a, b)| if a == k { (a, v) } else { (a, b) })
             .collect()
     };
-    expect_refused(
-        &ioc,
-        &with("NPoints", "0"),
-        "count is 0",
-    );
+    expect_refused(&ioc, &with("NPoints", "0"), "count is 0");
     expect_refused(
         &ioc,
         &with("NPoints", "-5"),
@@ -258,7 +257,9 @@ fn bad_input_is_refused_without_touching_the_device() {
         caput(&ioc, &format!("{}{pv}", ioc.prefix()), v);
     }
     caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
-    wait_for(20, "Armed", Some(&ioc), || (status(&ioc) == 1).then_some(()));
+    wait_for(20, "Armed", Some(&ioc), || {
+        (status(&ioc) == 1).then_some(())
+    });
     assert_eq!(scalar(&ioc, "Busy"), 1.0);
     caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
     wait_for(20, "Arm refused in words", Some(&ioc), || {
@@ -268,7 +269,7 @@ fn bad_input_is_refused_without_touching_the_device() {
     assert_eq!(dev.stats().arms, 1, "the second Arm was not sent");
     assert_eq!(scalar(&ioc, "Arm"), 1.0, "Arm stays 1 while the scan runs");
     // The scan still completes and the driver is fine.
-    dev.release.store(true, std::sync::atomic::Ordering::SeqCst);
+    dev.release();
     wait_for(20, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
     assert_eq!(scalar(&ioc, "NumCaptured"), 10.0);
     assert_eq!(scalar(&ioc, "Arm"), 0.0);
@@ -380,8 +381,7 @@ fn list_mode_and_an_ioc_restart_keeps_settings_and_recovers_the_scan() {
         "Positions restored",
     );
     wait_for(30, "the recovered scan", Some(&ioc), || {
-        (status(&ioc) == 3 && caget(&ioc, &format!("{p}Position.NORD"))[0] == 600.0)
-            .then_some(())
+        (status(&ioc) == 3 && caget(&ioc, &format!("{p}Position.NORD"))[0] == 600.0).then_some(())
     });
     check_exact(&ioc, &cfg, &list, 600, &[]);
 }
@@ -450,7 +450,11 @@ fn configuration_written_just_before_arm_is_what_is_armed() {
             f64::from(c.count),
             f64::from(c.channel_mask),
             c.direction as u8 as f64,
-            if c.encoding == Encoding::Raw { 1.0 } else { 0.0 },
+            if c.encoding == Encoding::Raw {
+                1.0
+            } else {
+                0.0
+            },
         );
         let want = (
             w["Start"].as_f64().unwrap(),

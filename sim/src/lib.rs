@@ -13,6 +13,8 @@
 //! * [`link`]: the serial line (pacing, bit errors, drops); [`pty`]: pseudo-terminals.
 //! * [`simulation`]: the in-process device loop in simulated time.
 //! * [`device_clock`]: the device clock, held until the arm so runs are reproducible.
+//! * [`scripted`]: a device with no physics whose every point is known and whose faults are
+//!   ordered (tests of the host driver and of the Bluesky device).
 //!
 //! **Invariant:** every random number comes from the scenario seed through [`rng`], one
 //! stream per process; simulated time is the only clock in the models.
@@ -27,6 +29,7 @@ pub mod plan;
 pub mod pty;
 pub mod rng;
 pub mod scenario;
+pub mod scripted;
 pub mod simulation;
 pub mod socket;
 pub mod trajectory;

@@ -21,9 +21,7 @@ pub mod sequencer;
 
 use crate::host_message::HostMessage;
 use flyscan_protocol::frame::MessageType;
-use flyscan_protocol::{
-    CommandReply, Deframer, DeviceInfo, Health, Message, NakCode, ParseError,
-};
+use flyscan_protocol::{CommandReply, Deframer, DeviceInfo, Health, Message, NakCode, ParseError};
 use sequencer::{Arrival, SeqAction, Sequencer, SequencerConfig};
 use std::time::{Duration, Instant};
 
@@ -415,18 +413,16 @@ impl Assembler {
                     self.seq.unsync();
                     self.seq.sync_at(seq, None, 0);
                 }
-                Arrival::Resynced { lost } => {
-                    match prev_next {
-                        Some(expected) if before(seq, expected) => {
-                            out.push(Event::SeqWentBack { expected, got: seq })
-                        }
-                        _ if lost > 0 => out.push(Event::FramesLost {
-                            first_seq: seq,
-                            count: lost,
-                        }),
-                        _ => {}
+                Arrival::Resynced { lost } => match prev_next {
+                    Some(expected) if before(seq, expected) => {
+                        out.push(Event::SeqWentBack { expected, got: seq })
                     }
-                }
+                    _ if lost > 0 => out.push(Event::FramesLost {
+                        first_seq: seq,
+                        count: lost,
+                    }),
+                    _ => {}
+                },
             }
         } else {
             // Sync point of a session: recover what the ring holds of it before this frame.

@@ -266,7 +266,10 @@ fn startup_mid_scan_recovers_from_scan_armed() {
     // Frames after the sync point are not.
     ev.clear();
     a.push_bytes(&batch(44, 9, 4, 2), t, &mut ev);
-    assert!(ev.iter().any(|e| matches!(e, Event::Data(f) if !f.recovered)));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Data(f) if !f.recovered))
+    );
 }
 
 #[test]

@@ -133,8 +133,9 @@ impl Controls {
         let mut list = Vec::new();
         let (start, step, count) = match mode {
             TriggerMode::StartStepCount => {
-                let count = u32::try_from(self.npoints)
-                    .map_err(|_| format!("NPoints must be 0 to 4294967295 (got {})", self.npoints))?;
+                let count = u32::try_from(self.npoints).map_err(|_| {
+                    format!("NPoints must be 0 to 4294967295 (got {})", self.npoints)
+                })?;
                 (
                     whole_counts(self.start, "Start")?,
                     whole_counts(self.step, "Step")?,

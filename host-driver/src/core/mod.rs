@@ -260,7 +260,10 @@ impl Core {
     /// The serial port could not be opened (the shell retries).
     pub fn port_failed(&mut self, error: &str, now: Instant) {
         self.link.port_open = false;
-        self.image.message = format!("cannot open serial port {}: {error}; retrying", self.cfg.port);
+        self.image.message = format!(
+            "cannot open serial port {}: {error}; retrying",
+            self.cfg.port
+        );
         self.refresh(now);
     }
 
@@ -351,9 +354,8 @@ impl Core {
                 }
                 if let Some(prev) = previous {
                     self.pending = None;
-                    let what = format!(
-                        "device restarted (session {prev:#010x}, now {boot_id:#010x})"
-                    );
+                    let what =
+                        format!("device restarted (session {prev:#010x}, now {boot_id:#010x})");
                     if self.phase.busy() {
                         self.fail(&what, now);
                     } else {
@@ -484,9 +486,9 @@ impl Core {
                 }
             }
             Phase::Idle => {
-                let recorded = self
-                    .record
-                    .is_some_and(|r| r.scan_id == a.scan_id && Some(r.boot_id) == self.asm.session());
+                let recorded = self.record.is_some_and(|r| {
+                    r.scan_id == a.scan_id && Some(r.boot_id) == self.asm.session()
+                });
                 if recovered || recorded {
                     self.take_up(a.scan_id, a.config, now);
                 } else if self.finished != Some(a.scan_id) {
@@ -556,14 +558,21 @@ impl Core {
                     reason,
                     error_code: 0,
                 };
-                self.on_done(&d, "ScanDone never arrived; ended from the device's Health", now);
+                self.on_done(
+                    &d,
+                    "ScanDone never arrived; ended from the device's Health",
+                    now,
+                );
             }
             return;
         }
         if !device_busy && !ours && self.phase == Phase::Running && !self.asm.has_gap() {
             // The device is idle after another scan: this one is over and will say no more.
             self.fail(
-                &format!("the device no longer runs it (its last scan is {})", h.scan_id),
+                &format!(
+                    "the device no longer runs it (its last scan is {})",
+                    h.scan_id
+                ),
                 now,
             );
             return;
@@ -760,7 +769,10 @@ impl Core {
             return;
         };
         if !self.image.connected {
-            refuse(self, format!("the device on {} does not answer", self.cfg.port));
+            refuse(
+                self,
+                format!("the device on {} does not answer", self.cfg.port),
+            );
             return;
         }
         let limits = Limits {
@@ -948,7 +960,10 @@ impl Core {
 }
 
 fn command_name(m: &HostMessage) -> String {
-    format!("{:?}", MessageType::from_u8(m.type_code()).unwrap_or(MessageType::Ping))
+    format!(
+        "{:?}",
+        MessageType::from_u8(m.type_code()).unwrap_or(MessageType::Ping)
+    )
 }
 
 #[cfg(test)]

@@ -200,6 +200,8 @@ impl Record {
         // SAFETY: `data` points at `n` values of type `dbr` (callers below), and dbPutField
         // copies them under the record's lock.
         let s = unsafe { dbPutField(&mut addr, dbr, data, n as c_long) };
+        // c_long is 32 bits on some targets, 64 on this one.
+        #[allow(clippy::useless_conversion)]
         if s == 0 { Ok(()) } else { Err(i64::from(s)) }
     }
 
@@ -279,7 +281,9 @@ impl Record {
                 (dbf::DOUBLE, Value::F64(x)) => *(p as *mut f64) = *x,
                 (dbf::LONG, Value::I64(x)) => *(p as *mut i32) = *x as i32,
                 (dbf::INT64, Value::I64(x)) => *(p as *mut i64) = *x,
-                (dbf::ENUM | dbf::USHORT | dbf::MENU, Value::I64(x)) => *(p as *mut u16) = *x as u16,
+                (dbf::ENUM | dbf::USHORT | dbf::MENU, Value::I64(x)) => {
+                    *(p as *mut u16) = *x as u16
+                }
                 _ => {}
             }
         }
@@ -720,7 +724,11 @@ pub fn register_command(cmd: &'static Command) {
         .map(|(n, int)| {
             Box::leak(Box::new(IocshArg {
                 name: n.as_ptr(),
-                ty: if *int { IOCSH_ARG_INT } else { IOCSH_ARG_STRING },
+                ty: if *int {
+                    IOCSH_ARG_INT
+                } else {
+                    IOCSH_ARG_STRING
+                },
             })) as *const IocshArg
         })
         .collect();

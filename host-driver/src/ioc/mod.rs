@@ -14,12 +14,12 @@ pub mod devsup;
 pub mod ffi;
 pub mod publisher;
 
+use devsup::{Support, SupportState};
 use flyscan_host::core::{ControlWrite, Controls, Core, CoreConfig, Image, RowBlock};
 use flyscan_host::port_lock::{PortLock, lock_dir};
 use flyscan_host::serial::SerialConfig;
 use flyscan_host::settings_file::{Saved, SettingsFile};
 use flyscan_host::shell::{self, Sink};
-use devsup::{Support, SupportState};
 use publisher::{Publisher, Records};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -108,7 +108,10 @@ fn flyscan_config(args: &[String]) {
         die(&format!("flyscanConfig: baud {} is not a rate", get(2)));
     }
     if !(1..=32).contains(&channels) {
-        die(&format!("flyscanConfig: channels must be 1 … 32 (got {})", get(3)));
+        die(&format!(
+            "flyscanConfig: channels must be 1 … 32 (got {})",
+            get(3)
+        ));
     }
     let mut st = startup();
     if st.settings.is_some() {
@@ -206,7 +209,8 @@ fn start_driver() {
     let mut core_cfg = CoreConfig::new(cfg.port.clone(), records.capacity as u64);
     core_cfg.baud = cfg.baud;
     // One more element than a valid list: a list the record had to cut shows as too long.
-    core_cfg.list_capacity = u32::try_from(records.list_elements.saturating_sub(1)).unwrap_or(u32::MAX);
+    core_cfg.list_capacity =
+        u32::try_from(records.list_elements.saturating_sub(1)).unwrap_or(u32::MAX);
     let mut core = Core::new(core_cfg);
     if let Some(r) = saved.as_ref().and_then(|s| s.scan).and_then(|s| s.record()) {
         core.restore_record(r);

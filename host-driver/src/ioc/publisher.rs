@@ -2,7 +2,8 @@
 //! when they change; per-point rows copied into the waveforms' own buffers as they arrive
 //! (O(new points)), with the waveforms processed (timestamp, monitors) on a schedule that keeps
 //! what a monitoring client receives proportional to the final arrays: whenever the arrays have
-//! doubled since they were last posted (and at most every `min_interval`), and once more when
+//! doubled since they were last posted (and at most every `min_interval`), when the points
+//! stop coming for a moment (a slow or stalled scan still shows all it has), and once more when
 //! the scan ends. Waveforms are posted before the scalars, and `Status` last, so a client that
 //! sees `Status = Done` reads final arrays.
 
@@ -110,9 +111,7 @@ impl Records {
             return Err(missing);
         }
         let wave = |o: Output| waves.get(&o).copied().ok_or(vec![format!("{p}{o:?}")]);
-        let ctl = |c: Control| {
-            controls.get(&c).copied().ok_or(vec![format!("{p}{c:?}")])
-        };
+        let ctl = |c: Control| controls.get(&c).copied().ok_or(vec![format!("{p}{c:?}")]);
         let position = wave(Output::Position)?;
         Ok(Self {
             capacity: position.0.val().capacity(),
@@ -129,11 +128,22 @@ impl Records {
     }
 
     fn all_waves(&self) -> impl Iterator<Item = &Wave> {
-        [&self.position, &self.timestamp, &self.live_time, &self.flags]
-            .into_iter()
-            .chain(self.channels.iter())
+        [
+            &self.position,
+            &self.timestamp,
+            &self.live_time,
+            &self.flags,
+        ]
+        .into_iter()
+        .chain(self.channels.iter())
     }
 }
+
+/// How an integer record's value comes from the image.
+type IntOf = fn(&Image) -> i64;
+
+/// No new rows for this long: the arrays are shown as they are.
+const QUIET: Duration = Duration::from_millis(250);
 
 /// Publishing state.
 #[derive(Debug)]
@@ -147,6 +157,8 @@ pub struct Publisher {
     last_post: Option<Instant>,
     /// Channels of the current scan.
     mask: u32,
+    /// When rows last arrived.
+    last_rows: Option<Instant>,
     /// Shortest time between two posts of the waveforms.
     pub min_interval: Duration,
 }
@@ -161,6 +173,7 @@ impl Publisher {
             posted: 0,
             last_post: None,
             mask: 0,
+            last_rows: None,
             min_interval: Duration::from_millis(50),
         }
     }
@@ -192,6 +205,7 @@ impl Publisher {
             }
         }
         self.len = (first + r.len()).min(self.recs.capacity).max(self.len);
+        self.last_rows = Some(Instant::now());
     }
 
     /// Posts the waveforms if due (`end`: the scan ended, post now).
@@ -203,7 +217,10 @@ impl Publisher {
         let spaced = self
             .last_post
             .is_none_or(|t| now.saturating_duration_since(t) >= self.min_interval);
-        if !(end || (doubled && spaced)) {
+        let quiet = self
+            .last_rows
+            .is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
+        if !(end || (spaced && (doubled || quiet))) {
             return;
         }
         let n = self.len;
@@ -234,7 +251,7 @@ impl Publisher {
                 errors.push(format!("{o:?}: status {s}"));
             }
         };
-        let ints: [(Output, fn(&Image) -> i64); 12] = [
+        let ints: [(Output, IntOf); 12] = [
             (Output::NumCaptured, |i| i.num_captured as i64),
             (Output::NumExpected, |i| i.num_expected as i64),
             (Output::LostPoints, |i| i.lost_points as i64),
@@ -255,7 +272,9 @@ impl Publisher {
                 put(o, r.put_i64(f(im)));
             }
         }
-        if old.as_ref().is_none_or(|o| o.firmware_version != im.firmware_version)
+        if old
+            .as_ref()
+            .is_none_or(|o| o.firmware_version != im.firmware_version)
             && let Some(r) = self.recs.scalars.get(&Output::FirmwareVersion)
         {
             put(Output::FirmwareVersion, r.put_string(&im.firmware_version));

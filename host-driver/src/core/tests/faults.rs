@@ -16,14 +16,20 @@ fn a_scan_runs_to_done_and_shows_every_point() {
     assert!(h.image().connected, "{}", h.image().message);
     done_scan(&mut h, 50);
     let im = h.image();
-    assert_eq!((im.num_captured, im.lost_points, im.num_expected), (50, 0, 50));
+    assert_eq!(
+        (im.num_captured, im.lost_points, im.num_expected),
+        (50, 0, 50)
+    );
     assert!(!im.busy && !h.shown.arm);
     assert_eq!(h.shown.position.len(), 50);
     assert_eq!(h.shown.position[3], 1030.0);
     for ch in [0, 1, 3] {
         h.check_rows(ch);
     }
-    assert!(h.shown.channels[2].is_empty(), "a disabled channel stays empty");
+    assert!(
+        h.shown.channels[2].is_empty(),
+        "a disabled channel stays empty"
+    );
     assert_eq!(h.shown.record, None, "a finished scan leaves no record");
 }
 
@@ -33,7 +39,11 @@ fn device_restart_while_idle_needs_no_driver_restart() {
     done_scan(&mut h, 20);
     h.dev = Device::new(0xb007_0002);
     h.settle();
-    assert!(h.image().message.contains("restarted"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("restarted"),
+        "{}",
+        h.image().message
+    );
     assert_eq!(h.image().device_session, 0xb007_0002);
     assert!(h.image().connected);
     done_scan(&mut h, 30);
@@ -54,9 +64,16 @@ fn device_restart_mid_scan_ends_the_scan_with_exact_loss() {
     let im = h.image().clone();
     assert_eq!(im.status, Status::Error);
     assert!(im.message.contains("restarted"), "{}", im.message);
-    assert_eq!((im.num_captured, im.lost_points, im.num_expected), (30, 70, 100));
+    assert_eq!(
+        (im.num_captured, im.lost_points, im.num_expected),
+        (30, 70, 100)
+    );
     assert!(!im.busy && !h.shown.arm, "Busy and Arm back to 0");
-    assert_eq!(h.shown.position.len(), 100, "the lost points are shown as NaN");
+    assert_eq!(
+        h.shown.position.len(),
+        100,
+        "the lost points are shown as NaN"
+    );
     // The next Arm works with no driver restart.
     done_scan(&mut h, 10);
 }
@@ -77,7 +94,11 @@ fn a_stale_list_is_never_armed() {
     h.arm();
     assert_eq!(h.image().status, Status::Error);
     assert!(h.image().message.contains("empty"), "{}", h.image().message);
-    assert_eq!(h.sent_of(MessageType::Configure).len(), configures, "nothing sent");
+    assert_eq!(
+        h.sent_of(MessageType::Configure).len(),
+        configures,
+        "nothing sent"
+    );
     assert!(!h.shown.arm);
 }
 
@@ -90,9 +111,16 @@ fn an_idle_device_stays_connected_and_a_gone_one_does_not() {
     let t0 = h.now;
     while h.image().connected {
         h.wait(Duration::from_millis(100));
-        assert!(h.now - t0 <= Duration::from_secs(3), "still connected after 3 s");
+        assert!(
+            h.now - t0 <= Duration::from_secs(3),
+            "still connected after 3 s"
+        );
     }
-    assert!(h.image().message.contains("does not answer"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("does not answer"),
+        "{}",
+        h.image().message
+    );
     h.cut = false;
     h.wait(Duration::from_secs(2));
     assert!(h.image().connected);
@@ -107,7 +135,11 @@ fn a_silent_device_fails_the_running_scan_after_the_timeout() {
     h.settle();
     h.cut = true;
     h.wait(Duration::from_secs(10));
-    assert_eq!(h.image().status, Status::Scanning, "a short outage is waited out");
+    assert_eq!(
+        h.image().status,
+        Status::Scanning,
+        "a short outage is waited out"
+    );
     h.wait(Duration::from_secs(25));
     let im = h.image();
     assert_eq!(im.status, Status::Error);
@@ -144,7 +176,8 @@ fn frames_of_a_foreign_scan_are_counted_and_never_shown() {
     h.pump();
     let seq = h.dev.seq;
     h.dev.seq += 1;
-    h.core.bytes(&batch_frame(seq, 999, 10, 5, 1, Encoding::Compact), h.now);
+    h.core
+        .bytes(&batch_frame(seq, 999, 10, 5, 1, Encoding::Compact), h.now);
     h.run_scan(10);
     let im = h.image();
     assert_eq!(im.protocol_errors, 3);
@@ -158,7 +191,8 @@ fn forge(h: &mut Harness, first: u32, n: u32, mask: u32, enc: Encoding) {
     let id = h.dev.armed.expect("armed");
     let seq = h.dev.seq;
     h.dev.seq += 1;
-    h.core.bytes(&batch_frame(seq, id, first, n, mask, enc), h.now);
+    h.core
+        .bytes(&batch_frame(seq, id, first, n, mask, enc), h.now);
     h.pump();
 }
 
@@ -170,18 +204,37 @@ fn batches_that_do_not_fit_the_armed_scan_are_rejected() {
     h.dev.advance(10);
     h.pump();
     forge(&mut h, 4_000_000, 3, 0b11, Encoding::Compact);
-    assert!(h.image().message.contains("runs past"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("runs past"),
+        "{}",
+        h.image().message
+    );
     forge(&mut h, 10, 3, 0b111, Encoding::Compact);
-    assert!(h.image().message.contains("channel_mask"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("channel_mask"),
+        "{}",
+        h.image().message
+    );
     forge(&mut h, 10, 3, 0b11, Encoding::Raw);
-    assert!(h.image().message.contains("encoding"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("encoding"),
+        "{}",
+        h.image().message
+    );
     forge(&mut h, 2, 3, 0b11, Encoding::Compact);
-    assert!(h.image().message.contains("goes back"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("goes back"),
+        "{}",
+        h.image().message
+    );
     assert_eq!(h.image().protocol_errors, 4);
     assert_eq!(h.shown.position.len(), 10, "nothing of them shown");
     h.run_scan(10);
     let im = h.image();
-    assert_eq!((im.status, im.num_captured, im.lost_points), (Status::Done, 60, 0));
+    assert_eq!(
+        (im.status, im.num_captured, im.lost_points),
+        (Status::Done, 60, 0)
+    );
     h.check_rows(1);
 }
 
@@ -241,7 +294,11 @@ fn arm_while_scanning_leaves_the_scan_alone() {
     let configures = h.dev.configures.len();
     h.write(ControlWrite::Arm(true));
     assert_eq!(h.image().status, Status::Scanning);
-    assert!(h.image().message.contains("Arm ignored"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("Arm ignored"),
+        "{}",
+        h.image().message
+    );
     assert_eq!(h.dev.configures.len(), configures);
     h.run_scan(10);
     assert_eq!(h.image().status, Status::Done);
@@ -254,20 +311,34 @@ fn configuration_rules_refuse_before_anything_is_sent() {
     h.configure_ssc(0.0, -20.0, 10, 1);
     h.arm();
     assert_eq!(h.image().status, Status::Error);
-    assert!(h.image().message.contains("against"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("against"),
+        "{}",
+        h.image().message
+    );
     // Longer than the waveforms.
     h.configure_ssc(0.0, 1.0, 10_001, 1);
     h.arm();
-    assert!(h.image().message.contains("exceed"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("exceed"),
+        "{}",
+        h.image().message
+    );
     // A list longer than the Positions record holds (it cut the list at NELM = capacity + 1).
     h.write(ControlWrite::Mode(1));
-    h.write(ControlWrite::Positions((0..10_001).map(f64::from).collect()));
+    h.write(ControlWrite::Positions(
+        (0..10_001).map(f64::from).collect(),
+    ));
     h.arm();
     assert!(h.image().message.contains("10001"), "{}", h.image().message);
     // Out of order for the direction.
     h.write(ControlWrite::Positions(vec![1.0, 3.0, 2.0]));
     h.arm();
-    assert!(h.image().message.contains("out of order"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("out of order"),
+        "{}",
+        h.image().message
+    );
     assert!(h.dev.configures.is_empty());
     assert!(!h.shown.arm);
 }
@@ -330,7 +401,11 @@ fn a_port_that_cannot_open_says_why_at_once() {
     let mut h = Harness::new();
     h.core
         .port_failed("No such file or directory (os error 2)", h.now);
-    assert!(h.image().message.contains("os error 2"), "{}", h.image().message);
+    assert!(
+        h.image().message.contains("os error 2"),
+        "{}",
+        h.image().message
+    );
     assert!(h.image().message.contains("/dev/ttyTEST"));
     h.wait(Duration::from_secs(3));
     assert!(!h.image().connected);
@@ -347,7 +422,10 @@ fn a_lost_frame_is_resent_and_nothing_is_lost() {
     h.dev.advance(20);
     h.run_scan(20);
     let im = h.image();
-    assert_eq!((im.status, im.num_captured, im.lost_points), (Status::Done, 200, 0));
+    assert_eq!(
+        (im.status, im.num_captured, im.lost_points),
+        (Status::Done, 200, 0)
+    );
     assert!(im.resends >= 1);
     h.check_rows(0);
 }

@@ -7,7 +7,9 @@ mod phases;
 
 use super::*;
 use flyscan_protocol::limits::MAX_ENCODED_FRAME;
-use flyscan_protocol::{BatchWriter, Deframer, DeviceInfo, Encoding, Feed, Point, PointBatch, PointFlags};
+use flyscan_protocol::{
+    BatchWriter, Deframer, DeviceInfo, Encoding, Feed, Point, PointBatch, PointFlags,
+};
 
 pub const CLOCK_HZ: u64 = 1_000_000;
 pub const RING: usize = 64;
@@ -250,8 +252,7 @@ impl Device {
                 if self.busy() {
                     return self.reply(seq, t, NakCode::Busy, 2, "armed");
                 }
-                if cfg.mode == TriggerMode::List
-                    && (self.list.len() as u32) < cfg.count.min(WINDOW)
+                if cfg.mode == TriggerMode::List && (self.list.len() as u32) < cfg.count.min(WINDOW)
                 {
                     let n = self.list.len() as u32;
                     return self.reply(seq, t, NakCode::ListIncomplete, n, "list");
@@ -320,7 +321,9 @@ impl Device {
         let mut i = first;
         while i < end {
             let pos = match cfg.mode {
-                TriggerMode::StartStepCount => cfg.start + cfg.step * (i % u64::from(cfg.count)) as i64,
+                TriggerMode::StartStepCount => {
+                    cfg.start + cfg.step * (i % u64::from(cfg.count)) as i64
+                }
                 TriggerMode::List => self.list[(i % u64::from(cfg.count)) as usize],
             };
             if w.push(&point_of(id, i, cfg.channel_mask, pos)).is_err() || w.is_full() {
@@ -469,7 +472,11 @@ impl Harness {
             }
             Effect::Rows(r) => {
                 assert_eq!(r.scan_id, self.shown.scan_id, "rows of another scan shown");
-                assert_eq!(r.first, self.shown.position.len() as u64, "rows not contiguous");
+                assert_eq!(
+                    r.first,
+                    self.shown.position.len() as u64,
+                    "rows not contiguous"
+                );
                 self.shown.position.extend(&r.position);
                 self.shown.flags.extend(&r.flags);
                 for (ch, v) in r.counts {
@@ -545,7 +552,11 @@ impl Harness {
         let id = self.shown.scan_id;
         for (i, v) in self.shown.channels[usize::from(ch)].iter().enumerate() {
             if !v.is_nan() {
-                assert_eq!(*v, f64::from(count(id, i as u64, ch)), "scan {id} point {i} ch {ch}");
+                assert_eq!(
+                    *v,
+                    f64::from(count(id, i as u64, ch)),
+                    "scan {id} point {i} ch {ch}"
+                );
             }
         }
     }
@@ -576,5 +587,8 @@ pub fn batch_frame(seq: u32, id: u32, first: u32, n: u32, mask: u32, enc: Encodi
         w.push(&point_of(id, u64::from(i), mask, i64::from(i)))
             .expect("fits");
     }
-    frame(seq, &Message::PointBatch(PointBatch::from_writer(id, first, &w)))
+    frame(
+        seq,
+        &Message::PointBatch(PointBatch::from_writer(id, first, &w)),
+    )
 }

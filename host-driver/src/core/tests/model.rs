@@ -33,7 +33,8 @@ fn write() -> impl Strategy<Value = ControlWrite> {
         (0u16..3).prop_map(ControlWrite::Mode),
         prop_oneof![Just(0.0), Just(-50.0), Just(0.5), -1000.0..1000.0f64]
             .prop_map(|v: f64| ControlWrite::Start(v.round())),
-        prop_oneof![Just(0.0), Just(1.0), Just(-3.0), Just(7.0), Just(2.5)].prop_map(ControlWrite::Step),
+        prop_oneof![Just(0.0), Just(1.0), Just(-3.0), Just(7.0), Just(2.5)]
+            .prop_map(ControlWrite::Step),
         (-2i64..300).prop_map(ControlWrite::NPoints),
         prop::collection::vec(-500i32..500, 0..60).prop_map(|mut v| {
             // Mostly ordered lists (valid for direction positive), sometimes not.
@@ -45,8 +46,15 @@ fn write() -> impl Strategy<Value = ControlWrite> {
         }),
         (0u16..5).prop_map(ControlWrite::Direction),
         (-1i64..4).prop_map(ControlWrite::Passes),
-        prop_oneof![Just(0i64), Just(1), Just(0b1011), Just(0x1ff), Just(-1), Just(255)]
-            .prop_map(ControlWrite::ChannelMask),
+        prop_oneof![
+            Just(0i64),
+            Just(1),
+            Just(0b1011),
+            Just(0x1ff),
+            Just(-1),
+            Just(255)
+        ]
+        .prop_map(ControlWrite::ChannelMask),
         (0u16..3).prop_map(ControlWrite::Encoding),
     ]
 }

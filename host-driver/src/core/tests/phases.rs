@@ -45,7 +45,12 @@ fn reach(phase: Phase) -> Harness {
             h.write(ControlWrite::Abort(true));
         }
     }
-    assert_eq!(h.core.phase(), phase, "reaching {phase}: {}", h.image().message);
+    assert_eq!(
+        h.core.phase(),
+        phase,
+        "reaching {phase}: {}",
+        h.image().message
+    );
     h
 }
 
@@ -149,7 +154,10 @@ fn every_row_of_the_table_is_what_the_core_does() {
         let want = row.status.unwrap_or(status_before);
         assert_eq!(h.image().status, want, "{what}");
         if row.to == Phase::Idle && row.from != Phase::Idle {
-            assert!(!h.image().busy && !h.shown.arm, "{what}: Busy/Arm not back to 0");
+            assert!(
+                !h.image().busy && !h.shown.arm,
+                "{what}: Busy/Arm not back to 0"
+            );
         }
     }
 }
