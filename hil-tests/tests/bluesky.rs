@@ -1,13 +1,24 @@
 //! A real `bluesky.RunEngine` drives the ophyd-async device (`host-driver/python`) against the
-//! whole chain — simulator, host driver, real softIoc — and the documents' data must equal the
-//! simulator's ground truth for every point (`host-driver/python/tests/test_chain.py`).
+//! whole chain — simulator, flyscan-ioc — in start/step/count and in list mode, and the
+//! documents' data must equal the simulator's ground truth for every point
+//! (`host-driver/python/tests/test_chain.py`).
 
 use flyscan_hil_tests::chain::{Chain, ChainOptions, workspace_root};
 use std::process::Command;
 
 #[test]
 fn run_engine_documents_equal_ground_truth() {
-    let mut opts = ChainOptions::scenario("bluesky", "demo.toml");
+    chain_test("bluesky", "demo.toml", "start_step_count");
+}
+
+#[test]
+fn run_engine_list_mode_documents_equal_ground_truth() {
+    chain_test("bluesky-list", "exafs_kgrid.toml", "list_mode");
+}
+
+/// Runs one test of `test_chain.py` (selected by `-k`) against a fresh chain on `scenario`.
+fn chain_test(name: &str, scenario: &str, select: &str) {
+    let mut opts = ChainOptions::scenario(name, scenario);
     opts.device = None;
     // The simulator writes its truth when it exits, one second after the scan.
     opts.sim_args = vec!["--exit-when-done".into()];
@@ -33,7 +44,7 @@ fn run_engine_documents_equal_ground_truth() {
             "-m",
             "chain",
             "-k",
-            "start_step_count",
+            select,
             "-p",
             "no:cacheprovider",
         ])
@@ -46,6 +57,12 @@ fn run_engine_documents_equal_ground_truth() {
         .env("FLYSCAN_CHAIN_STEP", c.step.to_string())
         .env("FLYSCAN_CHAIN_NPOINTS", c.count.to_string())
         .env("FLYSCAN_CHAIN_DIRECTION", direction);
+    if !chain.plan.positions.is_empty() {
+        let list = chain.dir.join("positions.json");
+        let text = serde_json::to_string(&chain.plan.positions).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&list, text).unwrap_or_else(|e| panic!("{e}"));
+        cmd.env("FLYSCAN_CHAIN_POSITIONS", &list);
+    }
     let out = cmd.output().unwrap_or_else(|e| panic!("pytest: {e}"));
     let text = format!(
         "{}{}",

@@ -3,6 +3,8 @@
 //! * `sim run --scenario FILE [--link PATH] [--truth FILE] [--firmware-cmd "CMD ARGS…"]
 //!   [--seed N] [--speed X] [--socket PATH] [--exit-when-done]`
 //! * `sim plan --scenario FILE [--seed N]`
+//! * `sim scripted --link PATH [--behaviour ok|lost|restart|stall|slow] [--channels N]
+//!   [--truth FILE]`: the scripted device (no physics; faults on demand) for tests of clients
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -38,6 +40,8 @@ struct Cli {
 enum Cmd {
     /// Run a virtual device behind a pseudo-terminal.
     Run(RunArgs),
+    /// A scripted device (every point known, faults on demand) behind a pseudo-terminal.
+    Scripted(ScriptedArgs),
     /// Print the scan configuration and position list as JSON.
     Plan {
         /// Scenario file (TOML).
@@ -47,6 +51,40 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+/// What the scripted device does to every scan.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    /// Every point, then ScanDone.
+    Ok,
+    /// The fourth batch is lost for good (the host counts its points lost).
+    Lost,
+    /// Half way through the scan the device restarts (a new session).
+    Restart,
+    /// Half way through the scan the device stops streaming until aborted.
+    Stall,
+    /// Every point, at 50 points/s (long enough to pause and abort).
+    Slow,
+}
+
+#[derive(clap::Args, Debug)]
+struct ScriptedArgs {
+    /// Stable symlink to the host-side pty (re-created if it exists).
+    #[arg(long)]
+    link: PathBuf,
+    /// What to do to every scan.
+    #[arg(long, value_enum, default_value_t = Behaviour::Ok)]
+    behaviour: Behaviour,
+    /// Detector channels.
+    #[arg(long, default_value_t = 8)]
+    channels: u8,
+    /// Points per batch.
+    #[arg(long, default_value_t = 10)]
+    batch_points: u16,
+    /// Append every armed scan's points (as sent, lost ones included) here, JSON lines.
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,7 +147,70 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Run(args) => run(args),
+        Cmd::Scripted(args) => scripted(args),
     }
+}
+
+/// Runs the scripted device until SIGINT/SIGTERM, writing each armed scan's points as truth.
+fn scripted(args: ScriptedArgs) -> Result<()> {
+    use flyscan_sim::scripted::{CLOCK_HZ, ScriptOptions, ScriptedDevice, expected_point};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    let mut opts = ScriptOptions {
+        link: Some(args.link.clone()),
+        batch_points: args.batch_points,
+        batch_interval: Duration::from_millis(20),
+        ..ScriptOptions::default()
+    };
+    opts.info.n_channels = args.channels;
+    // A new session id at every start, as a real board.
+    opts.info.boot_id = flyscan_firmware::boot_id::random();
+    match args.behaviour {
+        Behaviour::Ok => {}
+        Behaviour::Lost => opts.unavailable = [3].into_iter().collect(),
+        Behaviour::Restart => opts.restart_half_way = true,
+        Behaviour::Stall => opts.stall_half_way = true,
+        Behaviour::Slow => opts.batch_points = 1,
+    }
+    let dev = ScriptedDevice::start(opts).context("starting the scripted device")?;
+    println!("PTY {}", dev.path.display());
+    std::io::stdout().flush().ok();
+    let mut written = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        let st = dev.stats();
+        for (id, cfg, list) in st.scans.iter().skip(written) {
+            let total = cfg.total_points() as u32;
+            if let Some(path) = &args.truth {
+                let mut lines = String::new();
+                for i in 0..total {
+                    let p = expected_point(cfg, list, i);
+                    lines.push_str(&serde_json::to_string(&serde_json::json!({
+                        "scan_id": id,
+                        "index": i,
+                        "position": p.position,
+                        "timestamp": p.timestamp,
+                        "live_time": p.live_time,
+                        "flags": p.flags.0,
+                        "counts": p.counts.as_slice(),
+                        "clock_hz": CLOCK_HZ,
+                    }))?);
+                    lines.push('\n');
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                f.write_all(lines.as_bytes())?;
+            }
+            written += 1;
+        }
+        // Polls the device's record of armed scans (it runs on its own thread).
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Stop flag set by SIGINT/SIGTERM.

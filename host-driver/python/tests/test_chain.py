@@ -9,7 +9,8 @@ Run only when the chain is up; these tests read:
 * optional ``FLYSCAN_CLOCK_HZ``: device clock rate, when the truth's timestamp and live_time
   are in ticks rather than seconds (a ``clock_hz`` key in the truth lines does the same);
 * optional ``FLYSCAN_CHAIN_START``/``_STEP``/``_NPOINTS``: presets the simulated axis passes
-  (default 1000, 50, 200).
+  (default 1000, 50, 200); ``FLYSCAN_CHAIN_POSITIONS``: a JSON file with the preset list
+  (list mode); ``FLYSCAN_CHAIN_DIRECTION``: POSITIVE, NEGATIVE, EITHER or BIDIRECTIONAL.
 
 The simulator is expected to move its axis through the presets once the scan is armed.
 Every point of every RunEngine event is compared with the ground truth.
@@ -128,12 +129,21 @@ def test_chain_start_step_count(RE, docs, counter, chain, tmp_path):
 
 
 def test_chain_list_mode(RE, docs, counter, chain, tmp_path):
-    start = _int_env("FLYSCAN_CHAIN_START", 1000)
-    step = _int_env("FLYSCAN_CHAIN_STEP", 50)
-    npoints = _int_env("FLYSCAN_CHAIN_NPOINTS", 200)
-    # Uneven spacing (as in an EXAFS grid) within the same range as the start/step/count scan.
-    positions = [start + step * i + (step // 3 if i % 3 == 1 else 0) for i in range(npoints)]
+    listed = os.environ.get("FLYSCAN_CHAIN_POSITIONS")
+    if listed:
+        # The scenario's own list (an EXAFS k-grid), the presets the simulated axis passes.
+        positions = [int(p) for p in json.loads(Path(listed).read_text(encoding="utf-8"))]
+    else:
+        start = _int_env("FLYSCAN_CHAIN_START", 1000)
+        step = _int_env("FLYSCAN_CHAIN_STEP", 50)
+        npoints = _int_env("FLYSCAN_CHAIN_NPOINTS", 200)
+        # Uneven spacing (as in an EXAFS grid) within the range of the start/step/count scan.
+        positions = [start + step * i + (step // 3 if i % 3 == 1 else 0) for i in range(npoints)]
+    n = call_in_bluesky_event_loop(counter.num_channels.get_value())
     info = FlyScanInfo.from_positions(
-        positions, direction=ScanDirection.EITHER, channel_mask=0b1, timeout=TIMEOUT_S
+        positions,
+        direction=ScanDirection[os.environ.get("FLYSCAN_CHAIN_DIRECTION", "EITHER")],
+        channel_mask=(1 << n) - 1,
+        timeout=TIMEOUT_S,
     )
     _run_and_compare(RE, docs, counter, info, chain, tmp_path)

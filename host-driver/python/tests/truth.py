@@ -32,6 +32,21 @@ def load_truth(path: Path) -> list[dict]:
     return points
 
 
+def load_last_scan(path: Path) -> tuple[list[dict], float | None]:
+    """The points of the last scan in a truth file that holds several (each line carries its
+    `scan_id`), and the device clock of its ticks (`clock_hz`, if the lines give it)."""
+    lines = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{path}: no points")
+    last = lines[-1].get("scan_id")
+    points = [p for p in lines if p.get("scan_id") == last]
+    points.sort(key=lambda p: p["index"])
+    if [p["index"] for p in points] != list(range(len(points))):
+        raise ValueError(f"{path}: indices of scan {last} are not 0..{len(points) - 1}")
+    clock = points[0].get("clock_hz")
+    return points, (float(clock) if clock else None)
+
+
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 

@@ -26,9 +26,10 @@ from .exafs import (
     exafs_energy_grid,
     k_to_energy,
 )
-from .plans import fly_counter, fly_exafs
+from .plans import default_timeout, fly_counter, fly_exafs
 
 __all__ = [
+    "default_timeout",
     "CRYSTALS",
     "SI111_D_SPACING",
     "SI311_D_SPACING",

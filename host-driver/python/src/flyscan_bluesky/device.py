@@ -199,6 +199,8 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
     """Drives the counter's control PVs through one fly scan."""
 
     device: FlyScanCounter
+    #: RunEngine pauses so far (a scan aborted by one is flown again after resume).
+    pauses: int = 0
 
     async def on_prepare(self, value: FlyScanInfo) -> FlyScanCtx:
         """Write the scan configuration; refuse if a scan is running or the link is down."""
@@ -273,22 +275,69 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
         return ctx
 
     async def on_complete(self, ctx: FlyScanCtx) -> None:
-        """Wait until the driver drops Arm, then check the scan ended Done with no loss.
+        """`complete_once`, through RunEngine pauses: a scan aborted by a pause is flown again
+        after resume (the plan rewinds to its checkpoint and kicks off anew), and this status
+        then completes with that scan."""
+        d = self.device
+        while True:
+            pauses = self.pauses
+            try:
+                await self.complete_once(ctx)
+                return
+            except FlyScanError:
+                if self.pauses == pauses:
+                    raise
+            ctx = FlyScanCtx(info=ctx.info, scan_id_before=await d.scan_id.get_value())
+            await wait_for_value(d.arm, True, timeout=None)
 
-        :raises FlyScanError: on status Error or Aborted, lost points, or a short scan;
-            `FlyScanTimeout` if `FlyScanInfo.timeout` elapses first.
+    async def complete_once(self, ctx: FlyScanCtx) -> None:
+        """Wait until the driver drops Arm — or, sooner, until the scan fails (Status Error)
+        or loses points — then check the scan ended Done with no loss.
+
+        :raises FlyScanError: as soon as Status is Error or LostPoints > 0 (naming what the
+            driver says happened), on Aborted, or a short scan; `FlyScanTimeout` if
+            `FlyScanInfo.timeout` elapses first.
         """
         d = self.device
+        ended = asyncio.ensure_future(wait_for_value(d.arm, False, timeout=None))
+        failed = asyncio.ensure_future(
+            wait_for_value(d.status, ScanStatus.ERROR, timeout=None)
+        )
+        lossy = asyncio.ensure_future(wait_for_value(d.lost_points, lambda v: v > 0, timeout=None))
+        watch = {ended, failed, lossy}
         try:
-            await wait_for_value(d.arm, False, timeout=ctx.info.timeout)
-        except TimeoutError as e:
+            done, _ = await asyncio.wait(
+                watch, timeout=ctx.info.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in watch:
+                task.cancel()
+        if not done:
             captured, expected = await asyncio.gather(
                 d.num_captured.get_value(), d.num_expected.get_value()
             )
             raise FlyScanTimeout(
                 f"{d.name}: the scan did not end within {ctx.info.timeout} s "
                 f"({captured} of {expected} points captured)"
-            ) from e
+            )
+        if ended not in done:
+            # Failing while the scan may still run: say what happened now, with the driver's
+            # words, rather than wait for the end.
+            status, message, lost, captured, expected = await asyncio.gather(
+                d.status.get_value(),
+                d.status_message.get_value(),
+                d.lost_points.get_value(),
+                d.num_captured.get_value(),
+                d.num_expected.get_value(),
+            )
+            counts = f"{captured} of {expected} points captured"
+            detail = f" ({message})" if message else ""
+            if status is ScanStatus.ERROR:
+                raise FlyScanError(f"{d.name}: the scan failed{detail}; {counts}")
+            raise FlyScanError(
+                f"{d.name}: the scan lost {lost} points ({counts}){detail}: "
+                "the data set has gaps and must not be used as is"
+            )
         # The driver publishes Arm=0 just before Busy and Status: let the final state land.
         # (If it never does, the state found is reported below.)
         try:
@@ -333,6 +382,16 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
                 f"scan was prepared for {ctx.info.expected_points}"
             )
 
+    async def pause(self) -> None:
+        """RunEngine pause: abort the running scan and wait until the driver has stopped it,
+        so that resume (which flies the scan again from the plan's checkpoint) finds the
+        device idle."""
+        d = self.device
+        self.pauses += 1
+        if await d.arm.get_value():
+            await d.abort.set(True)
+            await wait_for_value(d.arm, False, timeout=_SETTLE_S)
+
     async def on_stage(self) -> None:
         """Nothing: a scan armed by someone else is refused in prepare, not aborted."""
 
@@ -372,6 +431,8 @@ class FlyScanCounter(
         self.quad_errors = epics_signal_r(int, f"{prefix}QuadErrors")
         self.position_jumps = epics_signal_r(int, f"{prefix}PositionJumps")
         self.link_errors = epics_signal_r(int, f"{prefix}LinkErrors")
+        self.protocol_errors = epics_signal_r(int, f"{prefix}ProtocolErrors")
+        self.device_session = epics_signal_r(int, f"{prefix}DeviceSession")
         self.resends = epics_signal_r(int, f"{prefix}Resends")
         self.status = epics_signal_r(ScanStatus, f"{prefix}Status")
         # A CHAR waveform: messages may exceed the 40 characters of a string record.
@@ -400,6 +461,15 @@ class FlyScanCounter(
         # Channels named by the last describe_collect, so collect emits exactly those keys.
         self._described_channels: list[int] | None = None
         super().__init__(name=name)
+
+    async def pause(self) -> None:
+        """Called by the RunEngine when it pauses: the scan is aborted (see
+        `FlyScanLogic.pause`); resume flies it again from the plan's checkpoint."""
+        await self.flyable_logic.pause()
+
+    async def resume(self) -> None:
+        """Called by the RunEngine when it resumes: nothing to do here; the plan flies the scan
+        again from its checkpoint (prepare already wrote the configuration)."""
 
     @property
     def collected_points(self) -> int:
@@ -459,6 +529,10 @@ class FlyScanCounter(
             *(self.channels[n].get_value() for n in channels),
         )
         end = min(len(a) for a in arrays)
+        # A lost point (NaN) and what follows it wait: complete() reports the loss.
+        lost = np.flatnonzero(~np.isfinite(arrays[0][:end]))
+        if lost.size:
+            end = int(lost[0])
         start = self._collected
         if end <= start:
             return

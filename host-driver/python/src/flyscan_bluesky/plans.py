@@ -19,6 +19,17 @@ from .exafs import MonoCalibration, bragg_angle_deg, exafs_energy_grid
 #: Name of the event stream the counter's points go to.
 STREAM = "primary"
 
+#: Seconds per point assumed when nothing says how fast the axis moves (a slow EXAFS dwell).
+DEFAULT_POINT_TIME = 1.0
+
+
+def default_timeout(info: FlyScanInfo, duration: float | None = None) -> float:
+    """How long `complete` waits when the plan is given no timeout: twice the scan's expected
+    duration (`duration` if the axis move time is known, else `DEFAULT_POINT_TIME` per point)
+    plus a minute for arming and list upload."""
+    expected = duration if duration is not None else info.expected_points * DEFAULT_POINT_TIME
+    return 2.0 * expected + 60.0
+
 
 def fly_counter(
     counter: FlyScanCounter,
@@ -36,14 +47,23 @@ def fly_counter(
     armed, so no preset is passed before the counter listens; otherwise the axis is assumed to
     be driven by something else.
 
-    :raises FlyScanError: (inside the plan) when the scan ends in Error/Aborted, loses points,
-        or fewer points are collected than the scan was prepared for.
+    Without a timeout in `info`, `complete` waits `default_timeout` (from the motor's move
+    time, when given). Pausing the RunEngine aborts the scan; resuming flies it again from the
+    start: the stream is declared again (a second descriptor) and the events after it are the
+    repeated scan (set `RE.record_interruptions = True` to have the pause recorded too).
+
+    :raises FlyScanError: (inside the plan) as soon as the scan fails or loses points (after
+        collecting what arrived), when it ends Aborted, or when fewer points are collected than
+        the scan was prepared for.
     """
     if (motor is None) != (motor_info is None):
         raise ValueError("give both motor and motor_info, or neither")
     if motor is not None and not (isinstance(motor, Preparable) and isinstance(motor, Flyable)):
         raise TypeError(f"{motor!r} must be Preparable and Flyable to fly the axis")
     flyers = [counter] if motor is None else [counter, motor]
+    if info.timeout is None:
+        move = None if motor_info is None else float(motor_info.time_for_move)
+        info = info.model_copy(update={"timeout": default_timeout(info, move)})
     _md = {
         "plan_name": "fly_counter",
         "detectors": [counter.name],
@@ -56,6 +76,8 @@ def fly_counter(
     @bpp.stage_decorator(flyers)
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
+        # A pause rewinds to here: the device was aborted, the scan is flown again.
+        yield from bps.checkpoint()
         yield from bps.prepare(counter, info, group="prepare")
         if motor is not None:
             yield from bps.prepare(motor, motor_info, group="prepare")
@@ -65,9 +87,14 @@ def fly_counter(
         yield from bps.kickoff(counter, wait=True)
         if motor is not None:
             yield from bps.kickoff(motor, wait=True)
-        yield from bps.collect_while_completing(
-            flyers, [counter], flush_period=flush_period, stream_name=STREAM
-        )
+        try:
+            yield from bps.collect_while_completing(
+                flyers, [counter], flush_period=flush_period, stream_name=STREAM
+            )
+        except Exception:
+            # The scan failed: keep what arrived, then report.
+            yield from bps.collect(counter, name=STREAM)
+            raise
         if counter.collected_points != info.expected_points:
             raise FlyScanError(
                 f"{counter.name}: collected {counter.collected_points} points, "
@@ -106,7 +133,8 @@ def fly_exafs(
     :param channel_mask: enabled counter channels, bit N = channel N (`$(P)CH<N>`).
     :param motor: optional Bragg-axis flyer (ophyd-async `Motor` in degrees).
     :param duration: seconds for the motor to cross the grid (required with `motor`).
-    :param timeout: longest wait for the scan to end, seconds (None: no limit).
+    :param timeout: longest wait for the scan to end, seconds (None: `default_timeout`, from
+        `duration` when given).
     :param flush_period: seconds between live collects while the scan runs.
     :param md: extra start-document metadata.
 
@@ -128,6 +156,8 @@ def fly_exafs(
     info = FlyScanInfo.from_positions(
         positions, direction=direction, channel_mask=channel_mask, timeout=timeout
     )
+    if timeout is None:
+        info = info.model_copy(update={"timeout": default_timeout(info, duration)})
     motor_info = None
     if motor is not None:
         if duration is None or not duration > 0:
