@@ -1,0 +1,413 @@
+//! Rice encoding (2): a bit stream of adaptive Rice codes of prediction residuals
+//! (PROTOCOL.md §Rice encoding). Per point, least significant bit first:
+//!
+//! 1. one bit: 0 = same flags as the previous point (0 before the first), 1 = eight bits of new
+//!    flags follow (which must differ);
+//! 2. the second difference of position (i64, wrapping), zigzag, as a Rice code;
+//! 3. the second difference of timestamp (u64 wrapping, read as i64), zigzag, Rice;
+//! 4. live time minus its prediction, the last live time plus this point's timestamp step
+//!    (u32 wrapping, read as i32), zigzag, Rice;
+//! 5. per channel, the count minus its prediction, a running mean of the channel's counts in
+//!    this batch (u32 wrapping, read as i32), zigzag, Rice.
+//!
+//! Each field has its own Rice parameter `k`, taken from a running mean of the field's last
+//! coded values, so a channel of thousands of counts and one of a few both cost about their
+//! entropy. Everything starts from zero at the start of a batch, so every batch decodes on its
+//! own. A value whose quotient would reach [`QMAX`] is written as an escape instead; the batch
+//! ends with zero bits up to a byte boundary. Every point sequence has exactly one encoding:
+//! the decoder refuses an escape of a value the plain code holds, an escape longer than the
+//! field, a flags change to the same flags, and non-zero padding.
+
+use super::bits::{BitReader, BitWriter};
+use super::{Decode, Last, Point, PointFlags, PointView, trailing, truncated};
+use crate::error::{EncodeError, ParseError};
+use crate::limits::MAX_CHANNELS;
+use crate::varint::{unzigzag, zigzag};
+
+/// A run of this many zero bits is an escape: a Rice code's quotient is always smaller.
+pub const QMAX: u32 = 16;
+/// Bits of an escape's length field (value = significant bits of the value − 1).
+pub const ESCAPE_LEN_BITS: u32 = 6;
+/// The running mean of a field is kept ×16 (`s`); `k` = bit length of `s >> K_SHIFT`, so
+/// 2^k is about the mean coded value (the usual choice for geometric-like residuals).
+pub const K_SHIFT: u32 = 5;
+/// Largest `k` of a 64-bit field: keeps the running mean below 2^63 and every plain code
+/// below 2^59.
+pub const KMAX_64: u32 = 55;
+/// Largest `k` of a 32-bit field: below 2^32 every plain code stays (16 × 2^27 = 2^31), so
+/// a decoded value never leaves the field and larger values take the escape.
+pub const KMAX_32: u32 = 27;
+/// The running mean of a channel's counts moves 1/2^COUNT_SHIFT of the way to each count.
+pub const COUNT_SHIFT: u32 = 2;
+
+/// Longest Rice point with `n` channels, in bytes: a flags change, two 64-bit and `1 + n`
+/// 32-bit escapes.
+pub(super) const fn max_len(n: usize) -> usize {
+    let escape = QMAX + ESCAPE_LEN_BITS;
+    let bits = 9 + 2 * (escape + 63) as usize + (1 + n) * (escape + 31) as usize;
+    bits.div_ceil(8)
+}
+
+/// The adaptive Rice parameter of one field: 16 × a running mean of its coded values.
+#[derive(Debug, Clone, Copy, Default)]
+struct Adapt(u64);
+
+impl Adapt {
+    #[inline(always)]
+    fn k(self, kmax: u32) -> u32 {
+        (64 - (self.0 >> K_SHIFT).leading_zeros()).min(kmax)
+    }
+
+    /// Takes `z`, coded with parameter `k`, into the mean. An escaped value counts as the
+    /// escape threshold, so one outlier moves `k` up by about one, not to its own size.
+    #[inline(always)]
+    fn update(&mut self, z: u64, k: u32) {
+        self.0 = self.0 - (self.0 >> 4) + z.min(u64::from(QMAX) << k);
+    }
+}
+
+/// The state both sides keep between points of a batch (all zero at its start).
+#[derive(Debug, Clone)]
+pub(super) struct State {
+    last: Last,
+    dpos: i64,
+    dts: u64,
+    /// 16 × running mean of each channel's counts.
+    mean: [u64; MAX_CHANNELS],
+    a_pos: Adapt,
+    a_ts: Adapt,
+    a_live: Adapt,
+    a_count: [Adapt; MAX_CHANNELS],
+    /// No point decoded yet.
+    first: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            last: Last::default(),
+            dpos: 0,
+            dts: 0,
+            mean: [0; MAX_CHANNELS],
+            a_pos: Adapt::default(),
+            a_ts: Adapt::default(),
+            a_live: Adapt::default(),
+            a_count: [Adapt::default(); MAX_CHANNELS],
+            first: true,
+        }
+    }
+}
+
+#[inline(always)]
+fn zigzag32(v: u32) -> u64 {
+    let v = v as i32;
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+#[inline(always)]
+fn unzigzag32(z: u64) -> u32 {
+    let z = z as u32;
+    (z >> 1) ^ (z & 1).wrapping_neg()
+}
+
+/// The channel's prediction: its running mean, rounded (0 for the batch's first point).
+#[inline(always)]
+fn predict(mean: u64) -> u32 {
+    ((mean + 8) >> 4) as u32
+}
+
+impl State {
+    // Each `*_apply` takes a field's coded value `z` and its parameter `k`, rebuilds the field
+    // and moves the state on; the encoder calls the same functions with the value it wrote, so
+    // both sides hold the same state by construction.
+
+    #[inline(always)]
+    fn pos_z(&self, pos: i64) -> u64 {
+        zigzag(pos.wrapping_sub(self.last.pos).wrapping_sub(self.dpos))
+    }
+    #[inline(always)]
+    fn pos_apply(&mut self, z: u64, k: u32) {
+        self.dpos = self.dpos.wrapping_add(unzigzag(z));
+        self.last.pos = self.last.pos.wrapping_add(self.dpos);
+        self.a_pos.update(z, k);
+    }
+
+    #[inline(always)]
+    fn ts_z(&self, ts: u64) -> u64 {
+        zigzag(ts.wrapping_sub(self.last.ts).wrapping_sub(self.dts) as i64)
+    }
+    #[inline(always)]
+    fn ts_apply(&mut self, z: u64, k: u32) {
+        self.dts = self.dts.wrapping_add(unzigzag(z) as u64);
+        self.last.ts = self.last.ts.wrapping_add(self.dts);
+        self.a_ts.update(z, k);
+    }
+
+    /// Live time is predicted to change as the timestamp step does (a gate that stays open for
+    /// the interval less a fixed dead part). Call after `ts_apply`.
+    #[inline(always)]
+    fn live_pred(&self) -> u32 {
+        self.last.live.wrapping_add(self.dts as u32)
+    }
+    #[inline(always)]
+    fn live_apply(&mut self, z: u64, k: u32) {
+        self.last.live = self.live_pred().wrapping_add(unzigzag32(z));
+        self.a_live.update(z, k);
+    }
+
+    #[inline(always)]
+    fn count_apply(&mut self, ch: usize, z: u64, k: u32) -> u32 {
+        let c = predict(self.mean[ch]).wrapping_add(unzigzag32(z));
+        let target = u64::from(c) << 4;
+        self.mean[ch] = if self.first {
+            target
+        } else {
+            // Moves a fraction of the way to the new count (floor, in i64: both are < 2^36).
+            let m = self.mean[ch] as i64;
+            (m + ((target as i64 - m) >> COUNT_SHIFT)) as u64
+        };
+        self.a_count[ch].update(z, k);
+        c
+    }
+}
+
+/// Writes one Rice code of `z` with parameter `k` (or its escape).
+#[inline(always)]
+fn put_rice(w: &mut BitWriter<'_>, z: u64, k: u32) {
+    let q = z >> k;
+    if q < u64::from(QMAX) {
+        let q = q as u32;
+        let rem = z & ((1u64 << k) - 1);
+        if q + 1 + k <= 32 {
+            w.put((1 << q) | (rem << (q + 1)), q + 1 + k);
+        } else {
+            w.put(1 << q, q + 1);
+            w.put_long(rem, k);
+        }
+    } else {
+        // z ≥ QMAX << k ≥ 16, so it has n ≥ 5 significant bits; the top one is implied.
+        let n = 64 - z.leading_zeros();
+        w.put(0, QMAX);
+        w.put(u64::from(n - 1), ESCAPE_LEN_BITS);
+        w.put_long(z & !(1u64 << (n - 1)), n - 1);
+    }
+}
+
+/// Encodes points into a batch's bit stream.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RiceEncoder {
+    state: State,
+    /// Bits written so far.
+    bit_len: usize,
+}
+
+impl RiceEncoder {
+    /// Appends `p` to the stream in `buf` and returns the new byte length, or fails with the
+    /// batch unchanged if it does not fit in `limit` bytes. `buf` must be 8 bytes longer than
+    /// `limit` (whole words are written).
+    pub(super) fn push(
+        &mut self,
+        buf: &mut [u8],
+        limit: usize,
+        p: &Point,
+    ) -> Result<usize, EncodeError> {
+        let old_bits = self.bit_len;
+        if old_bits.div_ceil(8) + max_len(p.counts.len()) <= limit {
+            // The worst case fits (every point but the last few of a batch): no undo needed.
+            let mut w = BitWriter::new(buf, old_bits);
+            self.write(&mut w, p);
+            let bits = w.finish().ok_or(EncodeError::BufferTooSmall {
+                needed: limit + 1,
+                available: limit,
+            })?;
+            self.bit_len = bits;
+            return Ok(bits.div_ceil(8));
+        }
+        let saved = self.state.clone();
+        let partial = buf.get(old_bits / 8).copied().unwrap_or(0);
+        let mut w = BitWriter::new(buf, old_bits);
+        self.write(&mut w, p);
+        match w.finish() {
+            Some(bits) if bits.div_ceil(8) <= limit => {
+                self.bit_len = bits;
+                Ok(bits.div_ceil(8))
+            }
+            _ => {
+                // Bytes past the old end are not part of the batch; only the partial last byte
+                // needs its old value back.
+                if let Some(b) = buf.get_mut(old_bits / 8) {
+                    *b = partial;
+                }
+                self.state = saved;
+                Err(EncodeError::BufferTooSmall {
+                    needed: limit + 1,
+                    available: limit,
+                })
+            }
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, w: &mut BitWriter<'_>, p: &Point) {
+        let s = &mut self.state;
+        if p.flags == s.last.flags {
+            w.put(0, 1);
+        } else {
+            w.put(1 | (u64::from(p.flags.0) << 1), 9);
+            s.last.flags = p.flags;
+        }
+        let (z, k) = (s.pos_z(p.position), s.a_pos.k(KMAX_64));
+        put_rice(w, z, k);
+        s.pos_apply(z, k);
+        let (z, k) = (s.ts_z(p.timestamp), s.a_ts.k(KMAX_64));
+        put_rice(w, z, k);
+        s.ts_apply(z, k);
+        let (z, k) = (
+            zigzag32(p.live_time.wrapping_sub(s.live_pred())),
+            s.a_live.k(KMAX_32),
+        );
+        put_rice(w, z, k);
+        s.live_apply(z, k);
+        for (ch, &c) in p.counts.iter().enumerate().take(MAX_CHANNELS) {
+            let (z, k) = (
+                zigzag32(c.wrapping_sub(predict(s.mean[ch]))),
+                s.a_count[ch].k(KMAX_32),
+            );
+            put_rice(w, z, k);
+            s.last.counts[ch] = s.count_apply(ch, z, k);
+        }
+        s.first = false;
+    }
+
+    /// Starts a new batch.
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Reads Rice points one at a time.
+#[derive(Debug, Clone)]
+pub(super) struct RiceDecoder<'a> {
+    r: BitReader<'a>,
+    n_channels: usize,
+    state: State,
+}
+
+impl RiceDecoder<'_> {
+    /// Reads one Rice code with parameter `k` of a field `width` bits wide.
+    #[inline(always)]
+    fn rice(&mut self, k: u32, width: u32, field: &'static str) -> Result<u64, ParseError> {
+        let w = self.r.peek();
+        let q = w.trailing_zeros();
+        if q < QMAX && k <= 40 {
+            // The whole code lies in the 57 bits peeked.
+            self.r.skip(q + 1 + k);
+            return Ok((u64::from(q) << k) | ((w >> (q + 1)) & ((1u64 << k) - 1)));
+        }
+        self.rice_slow(q, k, width, field)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rice_slow(
+        &mut self,
+        q: u32,
+        k: u32,
+        width: u32,
+        field: &'static str,
+    ) -> Result<u64, ParseError> {
+        if q < QMAX {
+            if !self.r.has(q + 1 + k) {
+                return Err(truncated());
+            }
+            self.r.skip(q + 1);
+            return Ok((u64::from(q) << k) | self.r.take_long(k));
+        }
+        if !self.r.has(QMAX + ESCAPE_LEN_BITS) {
+            return Err(truncated());
+        }
+        self.r.skip(QMAX);
+        let n = self.r.take(ESCAPE_LEN_BITS) as u32 + 1;
+        if n > width {
+            return Err(ParseError::InvalidField {
+                field,
+                value: n.into(),
+            });
+        }
+        if !self.r.has(n - 1) {
+            return Err(truncated());
+        }
+        let z = (1u64 << (n - 1)) | self.r.take_long(n - 1);
+        if z >> k < u64::from(QMAX) {
+            // The plain code holds this value: an escape of it is a second encoding.
+            return Err(ParseError::InvalidField { field, value: z });
+        }
+        Ok(z)
+    }
+}
+
+impl<'a> Decode<'a> for RiceDecoder<'a> {
+    fn new(data: &'a [u8], n_channels: usize) -> Self {
+        Self {
+            r: BitReader::new(data),
+            n_channels,
+            state: State::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn step(&mut self) -> Result<(), ParseError> {
+        let w = self.r.peek();
+        if w & 1 == 0 {
+            self.r.skip(1);
+        } else {
+            if !self.r.has(9) {
+                return Err(truncated());
+            }
+            let flags = ((w >> 1) & 0xff) as u8;
+            self.r.skip(9);
+            if flags == self.state.last.flags.0 {
+                return Err(ParseError::InvalidField {
+                    field: "point.flags",
+                    value: flags.into(),
+                });
+            }
+            self.state.last.flags = PointFlags(flags);
+        }
+        let k = self.state.a_pos.k(KMAX_64);
+        let z = self.rice(k, 64, "point.position")?;
+        self.state.pos_apply(z, k);
+        let k = self.state.a_ts.k(KMAX_64);
+        let z = self.rice(k, 64, "point.timestamp")?;
+        self.state.ts_apply(z, k);
+        let k = self.state.a_live.k(KMAX_32);
+        let z = self.rice(k, 32, "point.live_time")?;
+        self.state.live_apply(z, k);
+        for ch in 0..self.n_channels {
+            let k = self.state.a_count[ch].k(KMAX_32);
+            let z = self.rice(k, 32, "point.count")?;
+            self.state.last.counts[ch] = self.state.count_apply(ch, z, k);
+        }
+        self.state.first = false;
+        if self.r.is_past_end() {
+            return Err(truncated());
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn view(&self) -> PointView<'_> {
+        self.state.last.view(self.n_channels)
+    }
+
+    fn finish(&self) -> Result<(), ParseError> {
+        trailing(self.r.bytes_left())?;
+        match self.r.padding() {
+            0 => Ok(()),
+            v => Err(ParseError::InvalidField {
+                field: "point.padding",
+                value: v,
+            }),
+        }
+    }
+}
