@@ -5,6 +5,7 @@
 
 use flyscan_protocol::{Deframer, Encoding, Message};
 
+#[allow(dead_code)] // each user takes a part of the shared data generator
 #[path = "../benches/support/exafs.rs"]
 mod exafs;
 

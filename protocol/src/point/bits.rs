@@ -33,6 +33,21 @@ impl<'b> BitWriter<'b> {
         }
     }
 
+    /// Moves the writer out, leaving one over an empty buffer.
+    #[inline]
+    pub(super) fn take(&mut self) -> Self {
+        core::mem::replace(
+            self,
+            Self {
+                buf: &mut [],
+                at: 0,
+                acc: 0,
+                n: 0,
+                overflowed: false,
+            },
+        )
+    }
+
     /// Appends the low `bits` bits of `v` (`bits` ≤ 32, the rest of `v` zero).
     #[inline(always)]
     pub(super) fn put(&mut self, v: u64, bits: u32) {
@@ -45,7 +60,7 @@ impl<'b> BitWriter<'b> {
     }
 
     /// Appends the low `bits` bits of `v`, any number up to 64.
-    #[inline]
+    #[inline(always)]
     pub(super) fn put_long(&mut self, v: u64, bits: u32) {
         if bits > 32 {
             self.put(v & 0xffff_ffff, 32);

@@ -5,8 +5,8 @@
 //!    flags follow (which must differ);
 //! 2. the second difference of position (i64, wrapping), zigzag, as a Rice code;
 //! 3. the second difference of timestamp (u64 wrapping, read as i64), zigzag, Rice;
-//! 4. live time minus its prediction, the last live time plus this point's timestamp step
-//!    (u32 wrapping, read as i32), zigzag, Rice;
+//! 4. live time minus its prediction, the last live time plus the second difference of
+//!    timestamp (u32 wrapping, read as i32), zigzag, Rice;
 //! 5. per channel, the count minus its prediction, a running mean of the channel's counts in
 //!    this batch (u32 wrapping, read as i32), zigzag, Rice.
 //!
@@ -31,17 +31,28 @@ pub const ESCAPE_LEN_BITS: u32 = 6;
 /// The running mean of a field is kept ×16 (`s`); `k` = bit length of `s >> K_SHIFT`, so
 /// 2^k is about the mean coded value (the usual choice for geometric-like residuals).
 pub const K_SHIFT: u32 = 5;
-/// Largest `k` of a 64-bit field: keeps the running mean below 2^63 and every plain code
-/// below 2^59.
-pub const KMAX_64: u32 = 55;
+/// A coded value counts in the running mean as at most 2^(k + ADAPT_CLAMP).
+pub const ADAPT_CLAMP: u32 = 8;
+/// Largest `k` of a 64-bit field: keeps the running mean below 2^64 (16 × 2^(51 + 8)) and every
+/// plain code below 2^55.
+pub const KMAX_64: u32 = 51;
 /// Largest `k` of a 32-bit field: below 2^32 every plain code stays (16 × 2^27 = 2^31), so
 /// a decoded value never leaves the field and larger values take the escape.
 pub const KMAX_32: u32 = 27;
+/// A channel's running mean of coded values starts at `COUNT_START × √(first count)`.
+pub const COUNT_START: u32 = 27;
+/// The running mean of position and timestamp steps moves 1/2^STEP_SHIFT of the way to each
+/// step.
+pub const STEP_SHIFT: u32 = 2;
+/// Bits of the length of a plain 64-bit field (point 0 of a batch).
+pub const LEN_BITS_64: u32 = 7;
+/// Bits of the length of a plain 32-bit field.
+pub const LEN_BITS_32: u32 = 6;
 /// The running mean of a channel's counts moves 1/2^COUNT_SHIFT of the way to each count.
 pub const COUNT_SHIFT: u32 = 2;
 
 /// Longest Rice point with `n` channels, in bytes: a flags change, two 64-bit and `1 + n`
-/// 32-bit escapes.
+/// 32-bit escapes (a plain point 0 is shorter).
 pub(super) const fn max_len(n: usize) -> usize {
     let escape = QMAX + ESCAPE_LEN_BITS;
     let bits = 9 + 2 * (escape + 63) as usize + (1 + n) * (escape + 31) as usize;
@@ -58,11 +69,12 @@ impl Adapt {
         (64 - (self.0 >> K_SHIFT).leading_zeros()).min(kmax)
     }
 
-    /// Takes `z`, coded with parameter `k`, into the mean. An escaped value counts as the
-    /// escape threshold, so one outlier moves `k` up by about one, not to its own size.
+    /// Takes `z`, coded with parameter `k`, into the mean. A value counts as at most 2^(k+8)
+    /// (16 × the escape threshold), so one outlier moves `k` up by at most about four, and a
+    /// field whose level jumps gets there in a few points.
     #[inline(always)]
     fn update(&mut self, z: u64, k: u32) {
-        self.0 = self.0 - (self.0 >> 4) + z.min(u64::from(QMAX) << k);
+        self.0 = self.0 - (self.0 >> 4) + z.min(1 << (k + ADAPT_CLAMP));
     }
 }
 
@@ -70,30 +82,36 @@ impl Adapt {
 #[derive(Debug, Clone)]
 pub(super) struct State {
     last: Last,
-    dpos: i64,
-    dts: u64,
+    /// Points coded so far in this batch (saturating).
+    index: u32,
+    /// 16 × running mean of the position step and of the timestamp step (wrapping).
+    vpos: i64,
+    vts: i64,
+    /// The last timestamp step, and this point's change of it (0 until there are two steps).
+    dts: i64,
+    ddts: i64,
     /// 16 × running mean of each channel's counts.
     mean: [u64; MAX_CHANNELS],
     a_pos: Adapt,
     a_ts: Adapt,
     a_live: Adapt,
     a_count: [Adapt; MAX_CHANNELS],
-    /// No point decoded yet.
-    first: bool,
 }
 
 impl Default for State {
     fn default() -> Self {
         Self {
             last: Last::default(),
-            dpos: 0,
+            index: 0,
+            vpos: 0,
+            vts: 0,
             dts: 0,
+            ddts: 0,
             mean: [0; MAX_CHANNELS],
             a_pos: Adapt::default(),
             a_ts: Adapt::default(),
             a_live: Adapt::default(),
             a_count: [Adapt::default(); MAX_CHANNELS],
-            first: true,
         }
     }
 }
@@ -110,64 +128,132 @@ fn unzigzag32(z: u64) -> u32 {
     (z >> 1) ^ (z & 1).wrapping_neg()
 }
 
-/// The channel's prediction: its running mean, rounded (0 for the batch's first point).
+/// A running mean ×16, rounded to a value.
 #[inline(always)]
 fn predict(mean: u64) -> u32 {
     ((mean + 8) >> 4) as u32
 }
 
-impl State {
-    // Each `*_apply` takes a field's coded value `z` and its parameter `k`, rebuilds the field
-    // and moves the state on; the encoder calls the same functions with the value it wrote, so
-    // both sides hold the same state by construction.
+/// Moves a running mean ×16 of steps a fraction of the way to `step` (wrapping: absurd steps
+/// give absurd predictions, never an error).
+#[inline(always)]
+fn follow(mean: i64, step: i64, first: bool) -> i64 {
+    let target = step.wrapping_shl(4);
+    if first {
+        target
+    } else {
+        mean.wrapping_add(target.wrapping_sub(mean) >> STEP_SHIFT)
+    }
+}
 
+impl State {
+    // For each field, `*_z` is the coded value of a point's field and `*_apply` takes the coded
+    // value back, rebuilds the field and moves the state on. The encoder calls the same
+    // `*_apply` with the value it wrote, so both sides hold the same state by construction.
+    // Point 0 of a batch is predicted from zeros; position and timestamp are then predicted as
+    // the last value plus the running mean of the steps (taken from the first step at point 1).
+
+    #[inline(always)]
+    fn pos_pred(&self) -> i64 {
+        self.last.pos.wrapping_add(self.vpos.wrapping_add(8) >> 4)
+    }
     #[inline(always)]
     fn pos_z(&self, pos: i64) -> u64 {
-        zigzag(pos.wrapping_sub(self.last.pos).wrapping_sub(self.dpos))
+        zigzag(pos.wrapping_sub(self.pos_pred()))
     }
     #[inline(always)]
-    fn pos_apply(&mut self, z: u64, k: u32) {
-        self.dpos = self.dpos.wrapping_add(unzigzag(z));
-        self.last.pos = self.last.pos.wrapping_add(self.dpos);
-        self.a_pos.update(z, k);
+    fn pos_apply(&mut self, z: u64) {
+        let pos = self.pos_pred().wrapping_add(unzigzag(z));
+        if self.index > 0 {
+            self.vpos = follow(self.vpos, pos.wrapping_sub(self.last.pos), self.index == 1);
+        }
+        self.last.pos = pos;
     }
 
     #[inline(always)]
-    fn ts_z(&self, ts: u64) -> u64 {
-        zigzag(ts.wrapping_sub(self.last.ts).wrapping_sub(self.dts) as i64)
+    fn ts_pred(&self) -> u64 {
+        self.last
+            .ts
+            .wrapping_add((self.vts.wrapping_add(8) >> 4) as u64)
     }
     #[inline(always)]
-    fn ts_apply(&mut self, z: u64, k: u32) {
-        self.dts = self.dts.wrapping_add(unzigzag(z) as u64);
-        self.last.ts = self.last.ts.wrapping_add(self.dts);
-        self.a_ts.update(z, k);
+    fn ts_z(&self, ts: u64) -> u64 {
+        zigzag(ts.wrapping_sub(self.ts_pred()) as i64)
+    }
+    #[inline(always)]
+    fn ts_apply(&mut self, z: u64) {
+        let ts = self.ts_pred().wrapping_add(unzigzag(z) as u64);
+        if self.index > 0 {
+            let step = ts.wrapping_sub(self.last.ts) as i64;
+            self.vts = follow(self.vts, step, self.index == 1);
+            self.ddts = if self.index > 1 {
+                step.wrapping_sub(self.dts)
+            } else {
+                0
+            };
+            self.dts = step;
+        }
+        self.last.ts = ts;
     }
 
     /// Live time is predicted to change as the timestamp step does (a gate that stays open for
     /// the interval less a fixed dead part). Call after `ts_apply`.
     #[inline(always)]
     fn live_pred(&self) -> u32 {
-        self.last.live.wrapping_add(self.dts as u32)
+        self.last.live.wrapping_add(self.ddts as u32)
     }
     #[inline(always)]
-    fn live_apply(&mut self, z: u64, k: u32) {
+    fn live_apply(&mut self, z: u64) {
         self.last.live = self.live_pred().wrapping_add(unzigzag32(z));
-        self.a_live.update(z, k);
     }
 
     #[inline(always)]
     fn count_apply(&mut self, ch: usize, z: u64, k: u32) -> u32 {
         let c = predict(self.mean[ch]).wrapping_add(unzigzag32(z));
         let target = u64::from(c) << 4;
-        self.mean[ch] = if self.first {
-            target
+        if self.index == 0 {
+            // The mean starts at the first count, and the channel's Rice parameter at what
+            // Poisson noise around it would need (E[z] ≈ 1.7 √c).
+            self.mean[ch] = target;
+            self.a_count[ch] = Adapt(u64::from(COUNT_START * c.isqrt()));
         } else {
-            // Moves a fraction of the way to the new count (floor, in i64: both are < 2^36).
-            let m = self.mean[ch] as i64;
-            (m + ((target as i64 - m) >> COUNT_SHIFT)) as u64
-        };
-        self.a_count[ch].update(z, k);
+            self.mean[ch] = follow_count(self.mean[ch], c);
+            self.a_count[ch].update(z, k);
+        }
         c
+    }
+
+    /// After the last field of a point.
+    #[inline(always)]
+    fn next_point(&mut self) {
+        self.index = self.index.saturating_add(1);
+    }
+}
+
+/// Moves a channel's running mean ×16 a fraction of the way to count `c` (floor, in i64: both
+/// are below 2^36).
+#[inline(always)]
+fn follow_count(mean: u64, c: u32) -> u64 {
+    let (m, target) = (mean as i64, i64::from(c) << 4);
+    (m + ((target - m) >> COUNT_SHIFT)) as u64
+}
+
+/// Writes a Rice code of `z` with the field's parameter and takes `z` into it.
+#[inline(always)]
+fn code(w: &mut BitWriter<'_>, a: &mut Adapt, z: u64, kmax: u32) {
+    let k = a.k(kmax);
+    put_rice(w, z, k);
+    a.update(z, k);
+}
+
+/// Writes `z` as the first point of a batch does: its bit length `n` in `len_bits` bits, then
+/// its `n − 1` bits below the top one.
+#[inline]
+fn put_plain(w: &mut BitWriter<'_>, z: u64, len_bits: u32) {
+    let n = 64 - z.leading_zeros();
+    w.put(u64::from(n), len_bits);
+    if n > 1 {
+        w.put_long(z & !(1u64 << (n - 1)), n - 1);
     }
 }
 
@@ -247,7 +333,9 @@ impl RiceEncoder {
         }
     }
 
-    #[inline]
+    /// Writes one point. Inlined into `push`, whose writer is a local that never escapes, so
+    /// the writer's fields stay in registers instead of going through memory at every code.
+    #[inline(always)]
     fn write(&mut self, w: &mut BitWriter<'_>, p: &Point) {
         let s = &mut self.state;
         if p.flags == s.last.flags {
@@ -256,27 +344,50 @@ impl RiceEncoder {
             w.put(1 | (u64::from(p.flags.0) << 1), 9);
             s.last.flags = p.flags;
         }
-        let (z, k) = (s.pos_z(p.position), s.a_pos.k(KMAX_64));
-        put_rice(w, z, k);
-        s.pos_apply(z, k);
-        let (z, k) = (s.ts_z(p.timestamp), s.a_ts.k(KMAX_64));
-        put_rice(w, z, k);
-        s.ts_apply(z, k);
-        let (z, k) = (
-            zigzag32(p.live_time.wrapping_sub(s.live_pred())),
-            s.a_live.k(KMAX_32),
-        );
-        put_rice(w, z, k);
-        s.live_apply(z, k);
-        for (ch, &c) in p.counts.iter().enumerate().take(MAX_CHANNELS) {
-            let (z, k) = (
-                zigzag32(c.wrapping_sub(predict(s.mean[ch]))),
-                s.a_count[ch].k(KMAX_32),
-            );
-            put_rice(w, z, k);
-            s.last.counts[ch] = s.count_apply(ch, z, k);
+        if s.index == 0 {
+            // By value, so the writer's address does not escape into the call.
+            *w = Self::write_first(s, w.take(), p);
+            return;
         }
-        s.first = false;
+        let z = s.pos_z(p.position);
+        code(w, &mut s.a_pos, z, KMAX_64);
+        s.pos_apply(z);
+        let z = s.ts_z(p.timestamp);
+        code(w, &mut s.a_ts, z, KMAX_64);
+        s.ts_apply(z);
+        let z = zigzag32(p.live_time.wrapping_sub(s.live_pred()));
+        code(w, &mut s.a_live, z, KMAX_32);
+        s.live_apply(z);
+        let n = p.counts.len().min(MAX_CHANNELS);
+        let state = s.mean[..n].iter_mut().zip(&mut s.a_count[..n]);
+        let counts = p.counts[..n].iter().zip(&mut s.last.counts[..n]);
+        for ((&c, last), (mean, a)) in counts.zip(state) {
+            code(w, a, zigzag32(c.wrapping_sub(predict(*mean))), KMAX_32);
+            *mean = follow_count(*mean, c);
+            *last = c;
+        }
+        s.next_point();
+    }
+
+    /// Point 0 of a batch: every field plain.
+    #[cold]
+    fn write_first<'b>(s: &mut State, mut w: BitWriter<'b>, p: &Point) -> BitWriter<'b> {
+        let z = s.pos_z(p.position);
+        put_plain(&mut w, z, LEN_BITS_64);
+        s.pos_apply(z);
+        let z = s.ts_z(p.timestamp);
+        put_plain(&mut w, z, LEN_BITS_64);
+        s.ts_apply(z);
+        let z = zigzag32(p.live_time.wrapping_sub(s.live_pred()));
+        put_plain(&mut w, z, LEN_BITS_32);
+        s.live_apply(z);
+        for (ch, &c) in p.counts.iter().enumerate().take(MAX_CHANNELS) {
+            let z = zigzag32(c.wrapping_sub(predict(s.mean[ch])));
+            put_plain(&mut w, z, LEN_BITS_32);
+            s.last.counts[ch] = s.count_apply(ch, z, 0);
+        }
+        s.next_point();
+        w
     }
 
     /// Starts a new batch.
@@ -294,56 +405,99 @@ pub(super) struct RiceDecoder<'a> {
 }
 
 impl RiceDecoder<'_> {
-    /// Reads one Rice code with parameter `k` of a field `width` bits wide.
-    #[inline(always)]
-    fn rice(&mut self, k: u32, width: u32, field: &'static str) -> Result<u64, ParseError> {
-        let w = self.r.peek();
-        let q = w.trailing_zeros();
-        if q < QMAX && k <= 40 {
-            // The whole code lies in the 57 bits peeked.
-            self.r.skip(q + 1 + k);
-            return Ok((u64::from(q) << k) | ((w >> (q + 1)) & ((1u64 << k) - 1)));
-        }
-        self.rice_slow(q, k, width, field)
-    }
-
+    /// Point 0 of a batch: every field plain.
     #[cold]
-    #[inline(never)]
-    fn rice_slow(
-        &mut self,
-        q: u32,
-        k: u32,
-        width: u32,
-        field: &'static str,
-    ) -> Result<u64, ParseError> {
-        if q < QMAX {
-            if !self.r.has(q + 1 + k) {
-                return Err(truncated());
-            }
-            self.r.skip(q + 1);
-            return Ok((u64::from(q) << k) | self.r.take_long(k));
+    fn first_point(&mut self) -> Result<(), ParseError> {
+        let z = plain(&mut self.r, LEN_BITS_64, 64, "point.position")?;
+        self.state.pos_apply(z);
+        let z = plain(&mut self.r, LEN_BITS_64, 64, "point.timestamp")?;
+        self.state.ts_apply(z);
+        let z = plain(&mut self.r, LEN_BITS_32, 32, "point.live_time")?;
+        self.state.live_apply(z);
+        for ch in 0..self.n_channels {
+            let z = plain(&mut self.r, LEN_BITS_32, 32, "point.count")?;
+            self.state.last.counts[ch] = self.state.count_apply(ch, z, 0);
         }
-        if !self.r.has(QMAX + ESCAPE_LEN_BITS) {
-            return Err(truncated());
-        }
-        self.r.skip(QMAX);
-        let n = self.r.take(ESCAPE_LEN_BITS) as u32 + 1;
-        if n > width {
-            return Err(ParseError::InvalidField {
-                field,
-                value: n.into(),
-            });
-        }
-        if !self.r.has(n - 1) {
-            return Err(truncated());
-        }
-        let z = (1u64 << (n - 1)) | self.r.take_long(n - 1);
-        if z >> k < u64::from(QMAX) {
-            // The plain code holds this value: an escape of it is a second encoding.
-            return Err(ParseError::InvalidField { field, value: z });
-        }
-        Ok(z)
+        self.state.next_point();
+        Ok(())
     }
+}
+
+/// Reads a plain field of point 0: its bit length, then the bits below the top one.
+fn plain(
+    r: &mut BitReader<'_>,
+    len_bits: u32,
+    width: u32,
+    field: &'static str,
+) -> Result<u64, ParseError> {
+    if !r.has(len_bits) {
+        return Err(truncated());
+    }
+    let n = r.take(len_bits) as u32;
+    if n > width {
+        return Err(ParseError::InvalidField {
+            field,
+            value: n.into(),
+        });
+    }
+    if n <= 1 {
+        return Ok(n.into());
+    }
+    if !r.has(n - 1) {
+        return Err(truncated());
+    }
+    Ok((1u64 << (n - 1)) | r.take_long(n - 1))
+}
+
+/// Reads one Rice code with parameter `k` of a field `width` bits wide.
+#[inline(always)]
+fn rice(r: &mut BitReader<'_>, k: u32, width: u32, field: &'static str) -> Result<u64, ParseError> {
+    let w = r.peek();
+    let q = w.trailing_zeros();
+    if q < QMAX && k <= 40 {
+        // The whole code lies in the 57 bits peeked.
+        r.skip(q + 1 + k);
+        return Ok((u64::from(q) << k) | ((w >> (q + 1)) & ((1u64 << k) - 1)));
+    }
+    rice_slow(r, q, k, width, field)
+}
+
+#[cold]
+#[inline(never)]
+fn rice_slow(
+    r: &mut BitReader<'_>,
+    q: u32,
+    k: u32,
+    width: u32,
+    field: &'static str,
+) -> Result<u64, ParseError> {
+    if q < QMAX {
+        if !r.has(q + 1 + k) {
+            return Err(truncated());
+        }
+        r.skip(q + 1);
+        return Ok((u64::from(q) << k) | r.take_long(k));
+    }
+    if !r.has(QMAX + ESCAPE_LEN_BITS) {
+        return Err(truncated());
+    }
+    r.skip(QMAX);
+    let n = r.take(ESCAPE_LEN_BITS) as u32 + 1;
+    if n > width {
+        return Err(ParseError::InvalidField {
+            field,
+            value: n.into(),
+        });
+    }
+    if !r.has(n - 1) {
+        return Err(truncated());
+    }
+    let z = (1u64 << (n - 1)) | r.take_long(n - 1);
+    if z >> k < u64::from(QMAX) {
+        // The plain code holds this value: an escape of it is a second encoding.
+        return Err(ParseError::InvalidField { field, value: z });
+    }
+    Ok(z)
 }
 
 impl<'a> Decode<'a> for RiceDecoder<'a> {
@@ -374,21 +528,28 @@ impl<'a> Decode<'a> for RiceDecoder<'a> {
             }
             self.state.last.flags = PointFlags(flags);
         }
-        let k = self.state.a_pos.k(KMAX_64);
-        let z = self.rice(k, 64, "point.position")?;
-        self.state.pos_apply(z, k);
-        let k = self.state.a_ts.k(KMAX_64);
-        let z = self.rice(k, 64, "point.timestamp")?;
-        self.state.ts_apply(z, k);
-        let k = self.state.a_live.k(KMAX_32);
-        let z = self.rice(k, 32, "point.live_time")?;
-        self.state.live_apply(z, k);
-        for ch in 0..self.n_channels {
-            let k = self.state.a_count[ch].k(KMAX_32);
-            let z = self.rice(k, 32, "point.count")?;
-            self.state.last.counts[ch] = self.state.count_apply(ch, z, k);
+        if self.state.index == 0 {
+            return self.first_point();
         }
-        self.state.first = false;
+        let st = &mut self.state;
+        let k = st.a_pos.k(KMAX_64);
+        let z = rice(&mut self.r, k, 64, "point.position")?;
+        st.a_pos.update(z, k);
+        st.pos_apply(z);
+        let k = st.a_ts.k(KMAX_64);
+        let z = rice(&mut self.r, k, 64, "point.timestamp")?;
+        st.a_ts.update(z, k);
+        st.ts_apply(z);
+        let k = st.a_live.k(KMAX_32);
+        let z = rice(&mut self.r, k, 32, "point.live_time")?;
+        st.a_live.update(z, k);
+        st.live_apply(z);
+        for ch in 0..self.n_channels {
+            let k = st.a_count[ch].k(KMAX_32);
+            let z = rice(&mut self.r, k, 32, "point.count")?;
+            st.last.counts[ch] = st.count_apply(ch, z, k);
+        }
+        st.next_point();
         if self.r.is_past_end() {
             return Err(truncated());
         }

@@ -106,44 +106,72 @@ fn reference_rice(data: &[u8], n_channels: usize, n_points: usize) -> Items {
         fn bits(&mut self, n: u32) -> Result<u64, ParseError> {
             (0..n).try_fold(0u64, |v, i| Ok(v | self.bit()? << i))
         }
-    }
-    /// One adaptive code: `s` is 16 × the running mean, `kmax` the field's largest k.
-    fn code(
-        b: &mut Bits<'_>,
-        s: &mut u64,
-        kmax: u32,
-        width: u32,
-        field: &'static str,
-    ) -> Result<u64, ParseError> {
-        let k = (64 - (*s >> 5).leading_zeros()).min(kmax);
-        let mut q = 0;
-        while q < 16 && b.bit()? == 0 {
-            q += 1;
-        }
-        let z = if q < 16 {
-            (q << k) | b.bits(k)?
-        } else {
-            let n = b.bits(6)? as u32 + 1;
+        /// Point 0: length, then the bits below the top one.
+        fn plain(
+            &mut self,
+            len_bits: u32,
+            width: u32,
+            field: &'static str,
+        ) -> Result<u64, ParseError> {
+            let n = self.bits(len_bits)? as u32;
             if n > width {
                 return Err(ParseError::InvalidField {
                     field,
                     value: n.into(),
                 });
             }
-            let z = (1u64 << (n - 1)) | b.bits(n - 1)?;
-            if z >> k < 16 {
-                return Err(ParseError::InvalidField { field, value: z });
+            if n <= 1 {
+                return Ok(n.into());
             }
-            z
-        };
-        *s = *s - *s / 16 + z.min(16 << k);
-        Ok(z)
+            Ok((1u64 << (n - 1)) | self.bits(n - 1)?)
+        }
+        /// An adaptive Rice code: `s` is 16 × the running mean, `kmax` the field's largest k.
+        fn rice(
+            &mut self,
+            s: &mut u64,
+            kmax: u32,
+            width: u32,
+            field: &'static str,
+        ) -> Result<u64, ParseError> {
+            let k = (64 - (*s >> 5).leading_zeros()).min(kmax);
+            let mut q = 0;
+            while q < 16 && self.bit()? == 0 {
+                q += 1;
+            }
+            let z = if q < 16 {
+                (q << k) | self.bits(k)?
+            } else {
+                let n = self.bits(6)? as u32 + 1;
+                if n > width {
+                    return Err(ParseError::InvalidField {
+                        field,
+                        value: n.into(),
+                    });
+                }
+                let z = (1u64 << (n - 1)) | self.bits(n - 1)?;
+                if z >> k < 16 {
+                    return Err(ParseError::InvalidField { field, value: z });
+                }
+                z
+            };
+            *s = *s - *s / 16 + z.min(1 << (k + 8));
+            Ok(z)
+        }
     }
     let un32 = |z: u64| varint::unzigzag(z) as u32;
+    // 16 × running mean of steps: the first step itself, then a quarter of the way each time.
+    let follow = |m: i64, step: i64, i: usize| {
+        let t = step.wrapping_mul(16);
+        if i == 1 {
+            t
+        } else {
+            m.wrapping_add(t.wrapping_sub(m).div_euclid(4))
+        }
+    };
     let mut b = Bits { data, pos: 0 };
     let mut out = Vec::new();
-    let (mut pos, mut dpos, mut ts, mut dts, mut live, mut flags) =
-        (0i64, 0i64, 0u64, 0u64, 0u32, 0u8);
+    let (mut pos, mut ts, mut live, mut flags) = (0i64, 0u64, 0u32, 0u8);
+    let (mut vpos, mut vts, mut dts, mut ddts) = (0i64, 0i64, 0i64, 0i64);
     let mut counts = [0u32; MAX_CHANNELS];
     let mut mean = [0u64; MAX_CHANNELS];
     let (mut s_pos, mut s_ts, mut s_live, mut s_count) = (0, 0, 0, [0u64; MAX_CHANNELS]);
@@ -159,14 +187,39 @@ fn reference_rice(data: &[u8], n_channels: usize, n_points: usize) -> Items {
                 }
                 flags = f;
             }
-            let z = code(&mut b, &mut s_pos, 55, 64, "point.position")?;
-            dpos = dpos.wrapping_add(varint::unzigzag(z));
-            pos = pos.wrapping_add(dpos);
-            let z = code(&mut b, &mut s_ts, 55, 64, "point.timestamp")?;
-            dts = dts.wrapping_add(varint::unzigzag(z) as u64);
-            ts = ts.wrapping_add(dts);
-            let z = code(&mut b, &mut s_live, 27, 32, "point.live_time")?;
-            live = live.wrapping_add(dts as u32).wrapping_add(un32(z));
+            let z = if i == 0 {
+                b.plain(7, 64, "point.position")?
+            } else {
+                b.rice(&mut s_pos, 51, 64, "point.position")?
+            };
+            let new = pos
+                .wrapping_add(vpos.wrapping_add(8) >> 4)
+                .wrapping_add(varint::unzigzag(z));
+            if i > 0 {
+                vpos = follow(vpos, new.wrapping_sub(pos), i);
+            }
+            pos = new;
+            let z = if i == 0 {
+                b.plain(7, 64, "point.timestamp")?
+            } else {
+                b.rice(&mut s_ts, 51, 64, "point.timestamp")?
+            };
+            let new = ts
+                .wrapping_add((vts.wrapping_add(8) >> 4) as u64)
+                .wrapping_add(varint::unzigzag(z) as u64);
+            if i > 0 {
+                let step = new.wrapping_sub(ts) as i64;
+                vts = follow(vts, step, i);
+                ddts = if i > 1 { step.wrapping_sub(dts) } else { 0 };
+                dts = step;
+            }
+            ts = new;
+            let z = if i == 0 {
+                b.plain(6, 32, "point.live_time")?
+            } else {
+                b.rice(&mut s_live, 27, 32, "point.live_time")?
+            };
+            live = live.wrapping_add(ddts as u32).wrapping_add(un32(z));
             let mut p = Point {
                 position: pos,
                 timestamp: ts,
@@ -175,16 +228,17 @@ fn reference_rice(data: &[u8], n_channels: usize, n_points: usize) -> Items {
                 counts: Counts::new(),
             };
             for ch in 0..n_channels {
-                let z = code(&mut b, &mut s_count[ch], 27, 32, "point.count")?;
                 let pred = ((mean[ch] + 8) >> 4) as u32;
-                counts[ch] = pred.wrapping_add(un32(z));
-                let target = i64::from(counts[ch]) * 16;
-                let m = mean[ch] as i64;
-                mean[ch] = if i == 0 {
-                    target
+                if i == 0 {
+                    counts[ch] = pred.wrapping_add(un32(b.plain(6, 32, "point.count")?));
+                    mean[ch] = u64::from(counts[ch]) * 16;
+                    s_count[ch] = 27 * u64::from(counts[ch].isqrt());
                 } else {
-                    m + (target - m).div_euclid(4)
-                } as u64;
+                    let z = b.rice(&mut s_count[ch], 27, 32, "point.count")?;
+                    counts[ch] = pred.wrapping_add(un32(z));
+                    let (t, m) = (i64::from(counts[ch]) * 16, mean[ch] as i64);
+                    mean[ch] = (m + (t - m).div_euclid(4)) as u64;
+                }
                 let _ = p.counts.push(counts[ch]);
             }
             Ok(p)
@@ -391,8 +445,13 @@ fn worst_case_point_lengths_hold() {
         MAX_COMPACT_POINT
     );
     assert_eq!(Encoding::Rice.max_point_len(MAX_CHANNELS), MAX_RICE_POINT);
-    // The worst Rice point: every field an escape of its widest value, flags changed.
+    // The worst Rice point: after a point of zeros, every field an escape of its widest value
+    // and the flags changed.
     for n in [0, 1, 8, MAX_CHANNELS] {
+        let zero = Point {
+            counts: Counts::from_slice(&[0; MAX_CHANNELS][..n]).unwrap_or_default(),
+            ..Point::default()
+        };
         let p = Point {
             position: i64::MIN,
             timestamp: 1 << 63,
@@ -402,14 +461,11 @@ fn worst_case_point_lengths_hold() {
         };
         let mask = (1u64 << n).wrapping_sub(1) as u32;
         let mut w = BatchWriter::new(Encoding::Rice, mask, 0);
-        w.push(&p).expect("one point fits");
-        assert!(
-            w.data_len() <= Encoding::Rice.max_point_len(n),
-            "{n} channels"
-        );
-        assert!(
-            w.data_len() + 2 >= Encoding::Rice.max_point_len(n),
-            "bound is tight"
-        );
+        w.push(&zero).expect("one point fits");
+        let before = w.data_len();
+        w.push(&p).expect("two points fit");
+        let len = w.data_len() - before;
+        assert!(len <= Encoding::Rice.max_point_len(n), "{n} channels");
+        assert!(len + 1 >= Encoding::Rice.max_point_len(n), "bound is tight");
     }
 }
