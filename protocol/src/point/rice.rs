@@ -3,20 +3,22 @@
 //!
 //! 1. one bit: 0 = same flags as the previous point (0 before the first), 1 = eight bits of new
 //!    flags follow (which must differ);
-//! 2. the second difference of position (i64, wrapping), zigzag, as a Rice code;
-//! 3. the second difference of timestamp (u64 wrapping, read as i64), zigzag, Rice;
-//! 4. live time minus its prediction, the last live time plus the second difference of
-//!    timestamp (u32 wrapping, read as i32), zigzag, Rice;
+//! 2. position minus its prediction, the last position plus a running mean of the steps
+//!    (i64, wrapping), zigzag;
+//! 3. timestamp, the same way (u64 wrapping, read as i64);
+//! 4. live time minus its prediction, the last live time plus the change of the timestamp step
+//!    (u32 wrapping, read as i32), zigzag;
 //! 5. per channel, the count minus its prediction, a running mean of the channel's counts in
-//!    this batch (u32 wrapping, read as i32), zigzag, Rice.
+//!    this batch (u32 wrapping, read as i32), zigzag.
 //!
-//! Each field has its own Rice parameter `k`, taken from a running mean of the field's last
-//! coded values, so a channel of thousands of counts and one of a few both cost about their
-//! entropy. Everything starts from zero at the start of a batch, so every batch decodes on its
-//! own. A value whose quotient would reach [`QMAX`] is written as an escape instead; the batch
-//! ends with zero bits up to a byte boundary. Every point sequence has exactly one encoding:
-//! the decoder refuses an escape of a value the plain code holds, an escape longer than the
-//! field, a flags change to the same flags, and non-zero padding.
+//! Point 0 of a batch is predicted from zeros and written plain (bit length, then the bits);
+//! every later field is a Rice code whose parameter `k` comes from a running mean of the
+//! field's last coded values, so a channel of thousands of counts and one of a few both cost
+//! about their entropy. Everything starts from zero at the start of a batch, so every batch
+//! decodes on its own. A value whose quotient would reach [`QMAX`] is written as an escape
+//! instead; the batch ends with zero bits up to a byte boundary. Every point sequence has
+//! exactly one encoding: the decoder refuses an escape of a value the Rice code holds, a field
+//! longer than its width, a flags change to the same flags, and non-zero padding.
 
 use super::bits::{BitReader, BitWriter};
 use super::{Decode, Last, Point, PointFlags, PointView, trailing, truncated};
