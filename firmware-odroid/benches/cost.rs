@@ -1,13 +1,19 @@
 //! Cost benchmark: instructions per edge and per latched point, meant for
 //! `valgrind --tool=callgrind --toggle-collect=<function>` (see BENCHMARKS.md, section Firmware).
 //!
-//! `cost MODE N` runs one of:
+//! `cost MODE N [ENCODING] [COUNTS]` runs one of:
 //! * `decode`: the quadrature decoder over N edges (function `bench_decode`);
 //! * `edges`: the whole `Firmware::poll` path over N edges that cross no preset, with an
 //!   in-memory SPI fake that makes edge events on the fly (function `bench_poll`);
-//! * `points`: the same with a preset on every edge, 8 channels, compact encoding, so every edge
-//!   latches a point (function `bench_poll`); per point = points − edges;
+//! * `points`: the same with a preset on every edge, 8 channels, so every edge latches a point
+//!   (function `bench_poll`); per point = points − edges;
 //! * `latch`: latch + batch encode + framing alone over N points (function `bench_latch`).
+//!
+//! ENCODING is `compact` (default), `raw` or `rice`. The detector counts are Poisson draws
+//! (pre-drawn, so drawing costs nothing in the measured functions) with the means of the
+//! protocol benches' EXAFS profiles: COUNTS `slow` (default; 1 ms/point: 4 000 on channel 0,
+//! 350–1 250 on the others) or `fast` (70 µs/point: 28 and 2.5–8.8); edge timestamps have ±20
+//! ticks of jitter, and the live time is the interval less 5 ticks.
 //!
 //! Without valgrind it prints wall time per unit as a rough guide.
 
@@ -19,6 +25,9 @@ use flyscan_firmware::quadrature::Decoder;
 use flyscan_firmware::stream::Batcher;
 use flyscan_firmware::{EdgeEvent, Firmware, Fpga, Settings, Snapshot};
 use flyscan_protocol::{Encoding, Message, Point, ScanConfig, TriggerMode};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Poisson};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::rc::Rc;
@@ -43,10 +52,63 @@ impl embedded_hal::digital::Error for FakeError {
 /// Edges still to produce, shared with the data-ready pin.
 type Left = Rc<Cell<u64>>;
 
-/// An FPGA that produces a steady forward motion, one edge per 100 ticks.
+/// Entries of the pre-drawn tables (a power of two; the data repeats after it).
+const TABLE: usize = 4096;
+
+/// Pre-drawn detector and timing data, indexed by edge sequence number modulo [`TABLE`].
+struct Tables {
+    /// Hardware counter values at edge `i` (cumulative Poisson counts), per channel.
+    counts: Vec<[u32; CHANNELS as usize]>,
+    /// What the counters gain over one pass through the table, per channel.
+    per_pass: [u32; CHANNELS as usize],
+    /// Timestamp jitter of edge `i`, 0–40 ticks (intervals of 100 ± 40).
+    jitter: Vec<u8>,
+}
+
+impl Tables {
+    fn new(fast: bool) -> Self {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let scale = if fast { 0.07 } else { 1.0 };
+        let mut acc = [0u32; CHANNELS as usize];
+        let mut counts = Vec::with_capacity(TABLE);
+        let mut jitter = Vec::with_capacity(TABLE);
+        for i in 0..TABLE {
+            let wiggle = 1.0 + 0.2 * (i as f64 / 40.0).sin();
+            for (ch, a) in acc.iter_mut().enumerate() {
+                let mean = if ch == 0 {
+                    4000.0
+                } else {
+                    200.0 + 150.0 * ch as f64
+                };
+                let mean = mean * scale * wiggle;
+                let d = Poisson::new(mean).map_or(0.0, |p| p.sample(&mut rng));
+                *a = a.wrapping_add(d as u32);
+            }
+            counts.push(acc);
+            jitter.push(rng.random_range(0..=40));
+        }
+        Self {
+            counts,
+            per_pass: acc,
+            jitter,
+        }
+    }
+
+    fn timestamp(&self, seq: u32) -> u64 {
+        u64::from(seq) * 100 + u64::from(self.jitter[seq as usize % TABLE])
+    }
+
+    fn counter(&self, seq: u32, ch: usize) -> u32 {
+        let pass = seq / TABLE as u32;
+        self.counts[seq as usize % TABLE][ch].wrapping_add(pass.wrapping_mul(self.per_pass[ch]))
+    }
+}
+
+/// An FPGA that produces a steady forward motion, one edge per 100 ± 20 ticks.
 struct FakeSpi {
     left: Left,
     seq: u32,
+    tables: Rc<Tables>,
 }
 
 impl ErrorType for FakeSpi {
@@ -85,7 +147,7 @@ impl SpiDevice for FakeSpi {
                 resp[..2].copy_from_slice(&(count as u16).to_le_bytes());
                 for i in 0..count {
                     let ev = EdgeEvent {
-                        timestamp: u64::from(self.seq) * 100,
+                        timestamp: self.tables.timestamp(self.seq),
                         seq: self.seq,
                         ab: GRAY[(self.seq as usize + 1) % 4],
                         flags: 0,
@@ -99,9 +161,11 @@ impl SpiDevice for FakeSpi {
                 let seq = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
                 resp[0] = 1;
                 resp[1..5].copy_from_slice(&seq.to_le_bytes());
-                resp[5..9].copy_from_slice(&seq.wrapping_mul(95).to_le_bytes());
+                // The gate is open for all but 5 ticks of each interval.
+                let live = (self.tables.timestamp(seq) as u32).wrapping_sub(seq.wrapping_mul(5));
+                resp[5..9].copy_from_slice(&live.to_le_bytes());
                 for ch in 0..CHANNELS as usize {
-                    let v = seq.wrapping_mul(3 + ch as u32);
+                    let v = self.tables.counter(seq, ch);
                     resp[9 + 4 * ch..13 + 4 * ch].copy_from_slice(&v.to_le_bytes());
                 }
             }
@@ -153,7 +217,14 @@ fn bench_poll(fw: &mut Firmware<FakeSpi, FakeDrdy>, left: &Left, sink: &mut [u8]
 }
 
 #[inline(never)]
-fn bench_latch(n: u32, latch: &mut Latch, batch: &mut Batcher, out: &mut Outbox, sink: &mut [u8]) {
+fn bench_latch(
+    n: u32,
+    tables: &Tables,
+    latch: &mut Latch,
+    batch: &mut Batcher,
+    out: &mut Outbox,
+    sink: &mut [u8],
+) {
     let mut snap = Snapshot {
         valid: true,
         ..Snapshot::default()
@@ -163,14 +234,15 @@ fn bench_latch(n: u32, latch: &mut Latch, batch: &mut Batcher, out: &mut Outbox,
     }
     let mut p = Point::default();
     for i in 0..n {
+        let ts = tables.timestamp(i);
         snap.seq = i;
-        snap.live = i.wrapping_mul(95);
+        snap.live = (ts as u32).wrapping_sub(i.wrapping_mul(5));
         for (ch, c) in snap.counts.iter_mut().enumerate() {
-            *c = i.wrapping_mul(3 + ch as u32);
+            *c = tables.counter(i, ch);
         }
-        let (live, r) = latch.latch(&snap, u64::from(i) * 100, &mut p.counts);
+        let (live, r) = latch.latch(&snap, ts, &mut p.counts);
         p.position = i64::from(i);
-        p.timestamp = u64::from(i) * 100;
+        p.timestamp = ts;
         p.live_time = live;
         p.flags.0 = if let Latched::Good(f) = r { f } else { 1 };
         if !batch.has_room() {
@@ -182,11 +254,17 @@ fn bench_latch(n: u32, latch: &mut Latch, batch: &mut Batcher, out: &mut Outbox,
     batch.flush(out);
 }
 
-fn firmware(n: u64, every_edge_a_point: bool) -> (Box<Firmware<FakeSpi, FakeDrdy>>, Left) {
+fn firmware(
+    n: u64,
+    every_edge_a_point: bool,
+    encoding: Encoding,
+    tables: Rc<Tables>,
+) -> (Box<Firmware<FakeSpi, FakeDrdy>>, Left) {
     let left: Left = Rc::new(Cell::new(0));
     let spi = FakeSpi {
         left: left.clone(),
         seq: 0,
+        tables,
     };
     let mut fw = Box::new(
         Firmware::new(Fpga::new(spi, FakeDrdy(left.clone())), Settings::default())
@@ -194,7 +272,7 @@ fn firmware(n: u64, every_edge_a_point: bool) -> (Box<Firmware<FakeSpi, FakeDrdy
     );
     let cfg = ScanConfig {
         mode: TriggerMode::StartStepCount,
-        encoding: Encoding::Compact,
+        encoding,
         start: if every_edge_a_point { 1 } else { i64::MAX / 2 },
         step: 1,
         count: n.min(16_000_000) as u32,
@@ -221,6 +299,24 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map(String::as_str).unwrap_or("all");
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let encoding = match args.get(3).map(String::as_str) {
+        None | Some("compact") => Encoding::Compact,
+        Some("raw") => Encoding::Raw,
+        Some("rice") => Encoding::Rice,
+        Some(other) => {
+            eprintln!("unknown encoding {other:?}: compact, raw or rice");
+            std::process::exit(2);
+        }
+    };
+    let fast = match args.get(4).map(String::as_str) {
+        None | Some("slow") => false,
+        Some("fast") => true,
+        Some(other) => {
+            eprintln!("unknown counts {other:?}: slow or fast");
+            std::process::exit(2);
+        }
+    };
+    let tables = Rc::new(Tables::new(fast));
     let mut sink = vec![0u8; 8192];
     let run = |name: &str, f: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -236,7 +332,7 @@ fn main() {
     }
     for (name, points) in [("edges", false), ("points", true)] {
         if mode == name || mode == "all" {
-            let (mut fw, left) = firmware(n, points);
+            let (mut fw, left) = firmware(n, points, encoding, tables.clone());
             run(name, &mut || {
                 black_box(bench_poll(&mut fw, &left, &mut sink));
             });
@@ -251,7 +347,7 @@ fn main() {
         let mut latch = Latch::new(32);
         latch.start((1 << CHANNELS) - 1);
         let mut batch = Batcher::default();
-        batch.start(1, Encoding::Compact, (1 << CHANNELS) - 1, 0, u64::MAX);
+        batch.start(1, encoding, (1 << CHANNELS) - 1, 0, u64::MAX);
         let mut out = Box::<Outbox>::default();
         let base = Snapshot {
             valid: true,
@@ -260,7 +356,9 @@ fn main() {
         };
         latch.set_base(&base, 0);
         run("latch", &mut || {
-            bench_latch(n as u32, &mut latch, &mut batch, &mut out, &mut sink)
+            bench_latch(
+                n as u32, &tables, &mut latch, &mut batch, &mut out, &mut sink,
+            )
         });
     }
 }

@@ -8,7 +8,6 @@
 //! stops draining the FPGA) rather than growing into a frame too long for a noisy line.
 
 use crate::outbox::{Class, Outbox};
-use flyscan_protocol::limits::{MAX_COMPACT_POINT, MAX_RAW_POINT};
 use flyscan_protocol::point::{BATCH_HEADER_LEN, MAX_BATCH_DATA};
 use flyscan_protocol::{BatchWriter, EncodeError, Encoding, Message, Point, PointBatch};
 
@@ -33,7 +32,7 @@ impl Default for Batcher {
             first_index: 0,
             since: None,
             latency_ticks: 0,
-            worst_point: MAX_COMPACT_POINT,
+            worst_point: Encoding::Compact.max_point_len(1),
             cap: MAX_BATCH_DATA,
             last_point: 0,
         }
@@ -56,12 +55,8 @@ impl Batcher {
         self.since = None;
         self.latency_ticks = latency_ticks;
         self.last_point = 0;
-        let n = channel_mask.count_ones() as usize;
         // Worst case of one point, so a push after a positive `has_room` cannot fail.
-        self.worst_point = match encoding {
-            Encoding::Raw => MAX_RAW_POINT - 4 * (32 - n),
-            Encoding::Compact => MAX_COMPACT_POINT - 5 * (32 - n),
-        };
+        self.worst_point = encoding.max_point_len(channel_mask.count_ones() as usize);
     }
 
     /// Sets the byte cap of a batch's point data (takes effect for the batch being filled).

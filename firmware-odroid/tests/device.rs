@@ -284,6 +284,46 @@ fn uniform_scan_end_to_end_bins_end_on_the_preset_edge() {
     }
 }
 
+/// A scan configured with any encoding streams its points in it, and they decode to the same
+/// points whatever the encoding.
+#[test]
+fn every_encoding_streams_the_same_points() {
+    let mut all = Vec::new();
+    for encoding in Encoding::ALL {
+        let mut h = Host::new(model_cfg());
+        let cfg = ScanConfig {
+            encoding,
+            ..uniform(100, 10, 400, 0b1000_0101)
+        };
+        assert_eq!(h.cmd(&Message::Configure(cfg)).0, NakCode::Ack);
+        assert_eq!(h.cmd(&Message::Arm { scan_id: 7 }).0, NakCode::Ack);
+        // Uneven rates and speeds, so counts, intervals and live times vary.
+        for (i, rates) in [[(0, 1), (2, 3)], [(0, 4), (2, 1)], [(0, 2), (2, 7)]]
+            .iter()
+            .cycle()
+            .take(60)
+            .enumerate()
+        {
+            h.move_by(70, 90 + (i as u64 % 5) * 7, rates, 13);
+        }
+        let batches = h.of_type(MessageType::PointBatch);
+        assert!(batches.len() > 1, "{encoding:?}: several batches");
+        for g in &batches {
+            let Message::PointBatch(b) = g.msg() else {
+                unreachable!()
+            };
+            assert_eq!(b.encoding, encoding);
+        }
+        let pts = h.points(7);
+        assert_eq!(pts.len(), 400, "{encoding:?}");
+        assert_eq!(h.done(7), Some((DoneReason::Completed, 400)));
+        all.push((encoding, pts));
+    }
+    for (encoding, pts) in &all[1..] {
+        assert_eq!(pts, &all[0].1, "{encoding:?} against {:?}", all[0].0);
+    }
+}
+
 #[test]
 fn batches_respect_max_points_and_latency() {
     let mut h = Host::new(model_cfg());

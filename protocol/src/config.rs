@@ -1,6 +1,7 @@
 //! Scan configuration sent by the host ([`ScanConfig`]) and the validation both sides share, so
 //! the host can refuse a bad value before sending it and the firmware naks the same set.
 
+use crate::fields::{code_field, record};
 use crate::point::Encoding;
 use core::fmt;
 
@@ -80,6 +81,14 @@ pub struct ScanConfig {
 
 /// Wire length of a [`ScanConfig`].
 pub const SCAN_CONFIG_LEN: usize = 36;
+
+code_field!(TriggerMode, Direction);
+
+// PROTOCOL.md §Configure: the one field list both parse and emit follow (`_` = reserved byte).
+record!('a, ScanConfig, "config", {
+    mode, direction, encoding, _, start, step, count, passes, channel_mask, max_batch_points,
+    max_latency_us
+});
 
 impl Default for ScanConfig {
     fn default() -> Self {

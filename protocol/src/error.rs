@@ -56,7 +56,7 @@ impl fmt::Display for FrameError {
             Self::UnsupportedVersion { version } => write!(
                 f,
                 "protocol version {version} not supported (this build speaks {})",
-                crate::frame::PROTOCOL_VERSION
+                crate::limits::PROTOCOL_VERSION
             ),
         }
     }

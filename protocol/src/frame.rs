@@ -1,13 +1,12 @@
 //! Frames: `COBS(version | type | seq | payload | CRC-32C) 0x00` (PROTOCOL.md §Frames).
 //!
 //! Header fields are little-endian at fixed offsets (the `field` module). The CRC is CRC-32C
-//! (Castagnoli) over header + payload, stored little-endian after the payload.
+//! (Castagnoli) over header + payload, stored little-endian after the payload. What a payload
+//! means is the next layer up: `Frame::message` lives with the messages (`message.rs`).
 
 use crate::error::{EncodeError, FrameError};
+pub use crate::limits::PROTOCOL_VERSION;
 use crate::limits::{CRC_LEN, HEADER_LEN, MAX_BODY, MAX_PAYLOAD};
-
-/// The protocol version this build writes and accepts.
-pub const PROTOCOL_VERSION: u8 = 2;
 
 /// CRC-32C (Castagnoli, reflected, init and xorout 0xFFFFFFFF; check value 0xE3069283).
 /// The 16-slice table costs 16 KiB and runs at several GB/s on the host.
@@ -150,11 +149,6 @@ impl<'a> Frame<'a> {
     /// The whole decoded body including header and CRC.
     pub fn body(&self) -> &'a [u8] {
         self.body
-    }
-
-    /// Parses the payload as a message.
-    pub fn message(&self) -> Result<crate::message::Message<'a>, crate::error::ParseError> {
-        crate::message::Message::parse(self.msg_type(), self.payload())
     }
 }
 

@@ -1,18 +1,17 @@
 //! Typed messages in both directions (PROTOCOL.md §Messages): [`Message::parse`] reads a payload
-//! with nom, [`Message::emit`] writes one into a caller's buffer, and
-//! [`Message::encode_frame`] wraps it into a wire frame.
+//! with nom, [`Message::emit`] writes one into a caller's buffer,
+//! [`Message::encode_frame`] wraps it into a wire frame, and [`Frame::message`] reads a checked
+//! frame's payload. Each message's layout is written once, as the field list of a `record!` or
+//! a row of `messages!`, and both directions follow it.
 
-use crate::config::{Direction, SCAN_CONFIG_LEN, ScanConfig, TriggerMode};
+use crate::config::{SCAN_CONFIG_LEN, ScanConfig};
 use crate::cursor::Cursor;
 use crate::error::{EncodeError, ParseError};
-use crate::frame::{MessageType, encode_frame_with};
-use crate::limits::{MAX_BATCH_POINTS, MAX_CHUNK_POSITIONS, MAX_DETAIL};
-use crate::point::{BATCH_HEADER_LEN, BatchWriter, Encoding, PointIter};
+use crate::fields::{At, Field, code_field, record};
+use crate::frame::{Frame, MessageType, encode_frame_with};
+use crate::limits::{MAX_CHUNK_POSITIONS, MAX_DETAIL};
+use crate::point::PointBatch;
 use core::fmt::Write as _;
-use nom::IResult;
-use nom::number::complete::{le_i64, le_u8, le_u16, le_u32, le_u64};
-
-type NomErr<'a> = nom::error::Error<&'a [u8]>;
 
 /// Identity and limits of a device (reply to `GetInfo`, also sent at start-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -53,48 +52,6 @@ pub struct ScanArmed {
     pub config: ScanConfig,
 }
 
-/// A batch of consecutive points of one scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PointBatch<'a> {
-    /// Scan the points belong to.
-    pub scan_id: u32,
-    /// Index (0-based, within the scan) of the first point.
-    pub first_index: u32,
-    /// Channels present in each point.
-    pub channel_mask: u32,
-    /// Encoding of `data`.
-    pub encoding: Encoding,
-    /// Number of points in `data`.
-    pub n_points: u16,
-    /// Encoded points.
-    pub data: &'a [u8],
-}
-
-impl<'a> PointBatch<'a> {
-    /// The batch held by `writer`.
-    pub fn from_writer(scan_id: u32, first_index: u32, writer: &'a BatchWriter) -> Self {
-        Self {
-            scan_id,
-            first_index,
-            channel_mask: writer.channel_mask(),
-            encoding: writer.encoding(),
-            // BatchWriter never holds more than MAX_BATCH_POINTS (< 2^16).
-            n_points: writer.n_points() as u16,
-            data: writer.data(),
-        }
-    }
-
-    /// Decodes the points.
-    pub fn points(&self) -> PointIter<'a> {
-        PointIter::new(
-            self.data,
-            self.encoding,
-            self.channel_mask.count_ones() as usize,
-            usize::from(self.n_points),
-        )
-    }
-}
-
 /// Why a scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -120,6 +77,15 @@ pub struct ScanDone {
     pub error_code: u16,
 }
 
+impl DoneReason {
+    /// From the wire code.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        [Self::Completed, Self::Aborted, Self::Error]
+            .into_iter()
+            .find(|r| *r as u8 == v)
+    }
+}
+
 impl ScanDone {
     /// `error_code`: the FPGA event FIFO overran and events were lost.
     pub const ERR_FIFO_OVERRUN: u16 = 1;
@@ -142,6 +108,15 @@ pub enum DeviceState {
     Armed = 2,
     /// At least one point latched; scan running.
     Scanning = 3,
+}
+
+impl DeviceState {
+    /// From the wire code.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        [Self::Idle, Self::Configured, Self::Armed, Self::Scanning]
+            .into_iter()
+            .find(|s| *s as u8 == v)
+    }
 }
 
 /// Health counters; all only grow, and are 64-bit so they never roll over.
@@ -385,398 +360,118 @@ pub enum Message<'a> {
     },
 }
 
-fn config(i: &[u8]) -> IResult<&[u8], (u8, u8, u8, ScanConfig), NomErr<'_>> {
-    let (i, mode) = le_u8(i)?;
-    let (i, dir) = le_u8(i)?;
-    let (i, enc) = le_u8(i)?;
-    let (i, _reserved) = le_u8(i)?;
-    let (i, start) = le_i64(i)?;
-    let (i, step) = le_i64(i)?;
-    let (i, count) = le_u32(i)?;
-    let (i, passes) = le_u16(i)?;
-    let (i, channel_mask) = le_u32(i)?;
-    let (i, max_batch_points) = le_u16(i)?;
-    let (i, max_latency_us) = le_u32(i)?;
-    let cfg = ScanConfig {
-        mode: TriggerMode::StartStepCount,
-        direction: Direction::Positive,
-        encoding: Encoding::Compact,
-        start,
-        step,
-        count,
-        passes,
-        channel_mask,
-        max_batch_points,
-        max_latency_us,
-    };
-    Ok((i, (mode, dir, enc, cfg)))
-}
+code_field!(DoneReason, DeviceState, NakCode);
 
-fn checked_config(raw: (u8, u8, u8, ScanConfig)) -> Result<ScanConfig, ParseError> {
-    let (mode, dir, enc, mut cfg) = raw;
-    cfg.mode = TriggerMode::from_u8(mode).ok_or(ParseError::InvalidField {
-        field: "config.mode",
-        value: mode.into(),
-    })?;
-    cfg.direction = Direction::from_u8(dir).ok_or(ParseError::InvalidField {
-        field: "config.direction",
-        value: dir.into(),
-    })?;
-    cfg.encoding = Encoding::from_u8(enc).ok_or(ParseError::InvalidField {
-        field: "config.encoding",
-        value: enc.into(),
-    })?;
-    Ok(cfg)
-}
+// The wire layout of every message with a struct of its own (PROTOCOL.md §Messages): one field
+// list each, in wire order, that both parse and emit follow.
+record!('a, DeviceInfo, "info", {
+    protocol_version, fw_major, fw_minor, fw_patch, n_channels, counter_bits, clock_hz,
+    fifo_depth, resend_frames, max_points, list_window, boot_id
+});
+record!('a, ScanArmed, "armed", { scan_id, config });
+record!('a, ScanDone, "done", { scan_id, total_points, reason, error_code });
+record!('a, Health, "health", {
+    uptime_ticks, state, scan_id, position, points, quad_errors, position_jumps, fifo_overruns,
+    frames_sent, resends, resend_misses, rx_errors, naks, boot_id
+});
+record!('a, CommandReply, "reply", { request_seq, request_type, code, arg, detail });
 
-fn emit_config(c: &mut Cursor<'_>, cfg: &ScanConfig) -> Result<(), EncodeError> {
-    c.u8(cfg.mode as u8)?;
-    c.u8(cfg.direction as u8)?;
-    c.u8(cfg.encoding as u8)?;
-    c.u8(0)?;
-    c.i64(cfg.start)?;
-    c.i64(cfg.step)?;
-    c.u32(cfg.count)?;
-    c.u16(cfg.passes)?;
-    c.u32(cfg.channel_mask)?;
-    c.u16(cfg.max_batch_points)?;
-    c.u32(cfg.max_latency_us)
-}
-
-impl<'a> Message<'a> {
-    /// The message's type code.
-    pub fn msg_type(&self) -> MessageType {
-        match self {
-            Self::GetInfo => MessageType::GetInfo,
-            Self::Configure(_) => MessageType::Configure,
-            Self::PositionChunk { .. } => MessageType::PositionChunk,
-            Self::Arm { .. } => MessageType::Arm,
-            Self::Abort => MessageType::Abort,
-            Self::ResendRequest { .. } => MessageType::ResendRequest,
-            Self::Ping { .. } => MessageType::Ping,
-            Self::DeviceInfo(_) => MessageType::DeviceInfo,
-            Self::ScanArmed(_) => MessageType::ScanArmed,
-            Self::PointBatch(_) => MessageType::PointBatch,
-            Self::ScanDone(_) => MessageType::ScanDone,
-            Self::Health(_) => MessageType::Health,
-            Self::CommandReply(_) => MessageType::CommandReply,
-            Self::Pong { .. } => MessageType::Pong,
-        }
-    }
-
-    /// Parses the payload of a frame of type `msg_type`.
-    pub fn parse(msg_type: u8, payload: &'a [u8]) -> Result<Self, ParseError> {
-        let t = MessageType::from_u8(msg_type).ok_or(ParseError::UnknownType(msg_type))?;
-        let trunc = |_| ParseError::Truncated { msg_type };
-        let (rest, msg) = match t {
-            MessageType::GetInfo => (payload, Self::GetInfo),
-            MessageType::Abort => (payload, Self::Abort),
-            MessageType::Configure => {
-                let (r, raw) = config(payload).map_err(trunc)?;
-                (r, Self::Configure(checked_config(raw)?))
-            }
-            MessageType::PositionChunk => {
-                let (r, offset) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, n) = le_u16::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let n = usize::from(n);
-                if n > MAX_CHUNK_POSITIONS {
-                    return Err(ParseError::InvalidField {
-                        field: "chunk.count",
-                        value: n as u64,
-                    });
-                }
-                if r.len() < n * 8 {
-                    return Err(ParseError::Truncated { msg_type });
-                }
-                let (bytes, r) = r.split_at(n * 8);
-                (
-                    r,
-                    Self::PositionChunk {
-                        offset,
-                        positions: Positions::Bytes(bytes),
-                    },
-                )
-            }
-            MessageType::Arm => {
-                let (r, scan_id) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                (r, Self::Arm { scan_id })
-            }
-            MessageType::ResendRequest => {
-                let (r, first_seq) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, last_seq) = le_u32::<_, NomErr<'_>>(r).map_err(trunc)?;
-                (
-                    r,
-                    Self::ResendRequest {
-                        first_seq,
-                        last_seq,
-                    },
-                )
-            }
-            MessageType::Ping => {
-                let (r, token) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                (r, Self::Ping { token })
-            }
-            MessageType::Pong => {
-                let (r, token) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, uptime_ticks) = le_u64::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, boot_id) = le_u32::<_, NomErr<'_>>(r).map_err(trunc)?;
-                (
-                    r,
-                    Self::Pong {
-                        token,
-                        uptime_ticks,
-                        boot_id,
-                    },
-                )
-            }
-            MessageType::DeviceInfo => {
-                let (r, v) = device_info(payload).map_err(trunc)?;
-                (r, Self::DeviceInfo(v))
-            }
-            MessageType::ScanArmed => {
-                let (r, scan_id) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, raw) = config(r).map_err(trunc)?;
-                (
-                    r,
-                    Self::ScanArmed(ScanArmed {
-                        scan_id,
-                        config: checked_config(raw)?,
-                    }),
-                )
-            }
-            MessageType::PointBatch => {
-                let (r, (scan_id, first_index, channel_mask, enc, n_points)) =
-                    batch_header(payload).map_err(trunc)?;
-                let encoding = Encoding::from_u8(enc).ok_or(ParseError::InvalidField {
-                    field: "batch.encoding",
-                    value: enc.into(),
-                })?;
-                if usize::from(n_points) > MAX_BATCH_POINTS {
-                    return Err(ParseError::InvalidField {
-                        field: "batch.n_points",
-                        value: n_points.into(),
-                    });
-                }
-                let n_ch = channel_mask.count_ones() as usize;
-                if encoding == Encoding::Raw {
-                    let want = usize::from(n_points) * crate::point::raw_point_len(n_ch);
-                    if r.len() < want {
-                        return Err(ParseError::Truncated { msg_type });
-                    }
-                    if r.len() > want {
-                        return Err(ParseError::TrailingBytes {
-                            msg_type,
-                            extra: r.len() - want,
-                        });
-                    }
-                }
-                let b = PointBatch {
-                    scan_id,
-                    first_index,
-                    channel_mask,
-                    encoding,
-                    n_points,
-                    data: r,
-                };
-                (&r[r.len()..], Self::PointBatch(b))
-            }
-            MessageType::ScanDone => {
-                let (r, scan_id) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, total_points) = le_u32::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, reason) = le_u8::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, error_code) = le_u16::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let reason = match reason {
-                    0 => DoneReason::Completed,
-                    1 => DoneReason::Aborted,
-                    2 => DoneReason::Error,
-                    v => {
-                        return Err(ParseError::InvalidField {
-                            field: "done.reason",
-                            value: v.into(),
-                        });
-                    }
-                };
-                (
-                    r,
-                    Self::ScanDone(ScanDone {
-                        scan_id,
-                        total_points,
-                        reason,
-                        error_code,
-                    }),
-                )
-            }
-            MessageType::Health => {
-                let (r, h) = health(payload).map_err(trunc)?;
-                let state = match h.1 {
-                    0 => DeviceState::Idle,
-                    1 => DeviceState::Configured,
-                    2 => DeviceState::Armed,
-                    3 => DeviceState::Scanning,
-                    v => {
-                        return Err(ParseError::InvalidField {
-                            field: "health.state",
-                            value: v.into(),
-                        });
-                    }
-                };
-                (r, Self::Health(Health { state, ..h.0 }))
-            }
-            MessageType::CommandReply => {
-                let (r, request_seq) = le_u32::<_, NomErr<'_>>(payload).map_err(trunc)?;
-                let (r, request_type) = le_u8::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, code) = le_u8::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, arg) = le_u32::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let (r, len) = le_u8::<_, NomErr<'_>>(r).map_err(trunc)?;
-                let code = NakCode::from_u8(code).ok_or(ParseError::InvalidField {
-                    field: "reply.code",
-                    value: code.into(),
-                })?;
-                let len = usize::from(len);
-                if len > MAX_DETAIL {
-                    return Err(ParseError::InvalidField {
-                        field: "reply.detail_len",
-                        value: len as u64,
-                    });
-                }
-                if r.len() < len {
-                    return Err(ParseError::Truncated { msg_type });
-                }
-                let (text, r) = r.split_at(len);
-                let text = core::str::from_utf8(text).map_err(|_| ParseError::InvalidField {
-                    field: "reply.detail",
-                    value: len as u64,
-                })?;
-                let mut detail = heapless::String::new();
-                // Cannot fail: len ≤ MAX_DETAIL was checked above.
-                let _ = detail.push_str(text);
-                (
-                    r,
-                    Self::CommandReply(CommandReply {
-                        request_seq,
-                        request_type,
-                        code,
-                        arg,
-                        detail,
-                    }),
-                )
-            }
-        };
-        if !rest.is_empty() {
-            return Err(ParseError::TrailingBytes {
-                msg_type,
-                extra: rest.len(),
+/// `n u16` (≤ 250) then `n` little-endian i64s.
+impl<'a> Field<'a> for Positions<'a> {
+    fn parse(i: &'a [u8], at: At) -> Result<(&'a [u8], Self), ParseError> {
+        let (r, n) = u16::parse(i, at)?;
+        let n = usize::from(n);
+        if n > MAX_CHUNK_POSITIONS {
+            return Err(ParseError::InvalidField {
+                field: "chunk.n",
+                value: n as u64,
             });
         }
-        Ok(msg)
+        let (bytes, r) = r.split_at_checked(n * 8).ok_or(at.truncated())?;
+        Ok((r, Positions::Bytes(bytes)))
     }
 
-    /// Writes the payload into `out`; returns its length.
-    pub fn emit(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let mut c = Cursor::new(out);
-        match self {
-            Self::GetInfo | Self::Abort => {}
-            Self::Configure(cfg) => emit_config(&mut c, cfg)?,
-            Self::PositionChunk { offset, positions } => {
-                if positions.len() > MAX_CHUNK_POSITIONS {
-                    return Err(EncodeError::InvalidValue {
-                        what: "more than 250 positions in one chunk",
+    fn emit(&self, c: &mut Cursor<'_>) -> Result<(), EncodeError> {
+        if self.len() > MAX_CHUNK_POSITIONS {
+            return Err(EncodeError::InvalidValue {
+                what: "more than 250 positions in one chunk",
+            });
+        }
+        c.u16(self.len() as u16)?;
+        self.iter().try_for_each(|p| c.i64(p))
+    }
+}
+
+/// The table of messages: `unit` ones have no payload, `record` ones carry one value that is a
+/// [`Field`], `fields` ones list their fields in wire order (errors name them `prefix.field`).
+/// Generates [`Message::msg_type`], [`Message::parse`] and [`Message::emit`]; the compiler
+/// checks the table covers every variant and every field.
+macro_rules! messages {
+    (
+        unit: $($u:ident),*;
+        record: $($r:ident),*;
+        fields: $($f:ident $p:literal { $($name:ident),* }),*;
+    ) => {
+        impl<'a> Message<'a> {
+            /// The message's type code.
+            pub fn msg_type(&self) -> MessageType {
+                match self {
+                    $(Self::$u => MessageType::$u,)*
+                    $(Self::$r(_) => MessageType::$r,)*
+                    $(Self::$f { .. } => MessageType::$f,)*
+                }
+            }
+
+            /// Parses the payload of a frame of type `msg_type`.
+            pub fn parse(msg_type: u8, payload: &'a [u8]) -> Result<Self, ParseError> {
+                let t = MessageType::from_u8(msg_type).ok_or(ParseError::UnknownType(msg_type))?;
+                let i = payload;
+                let (rest, msg) = match t {
+                    $(MessageType::$u => (i, Self::$u),)*
+                    $(MessageType::$r => {
+                        let (i, v) = Field::parse(i, At { msg_type, field: "" })?;
+                        (i, Self::$r(v))
+                    })*
+                    $(MessageType::$f => {
+                        $crate::fields::parse_fields!(i, msg_type, $p, [Self::$f], [] $($name),*)
+                    })*
+                };
+                if !rest.is_empty() {
+                    return Err(ParseError::TrailingBytes {
+                        msg_type,
+                        extra: rest.len(),
                     });
                 }
-                c.u32(*offset)?;
-                c.u16(positions.len() as u16)?;
-                for p in positions.iter() {
-                    c.i64(p)?;
+                Ok(msg)
+            }
+
+            /// Writes the payload into `out`; returns its length.
+            pub fn emit(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+                let mut c = Cursor::new(out);
+                let c = &mut c;
+                match self {
+                    $(Self::$u => {})*
+                    $(Self::$r(v) => v.emit(c)?,)*
+                    $(Self::$f { $($name),* } => { $(Field::emit($name, c)?;)* })*
                 }
-            }
-            Self::Arm { scan_id } => c.u32(*scan_id)?,
-            Self::ResendRequest {
-                first_seq,
-                last_seq,
-            } => {
-                c.u32(*first_seq)?;
-                c.u32(*last_seq)?;
-            }
-            Self::Ping { token } => c.u32(*token)?,
-            Self::Pong {
-                token,
-                uptime_ticks,
-                boot_id,
-            } => {
-                c.u32(*token)?;
-                c.u64(*uptime_ticks)?;
-                c.u32(*boot_id)?;
-            }
-            Self::DeviceInfo(d) => {
-                c.u8(d.protocol_version)?;
-                c.u16(d.fw_major)?;
-                c.u16(d.fw_minor)?;
-                c.u16(d.fw_patch)?;
-                c.u8(d.n_channels)?;
-                c.u8(d.counter_bits)?;
-                c.u64(d.clock_hz)?;
-                c.u32(d.fifo_depth)?;
-                c.u32(d.resend_frames)?;
-                c.u32(d.max_points)?;
-                c.u32(d.list_window)?;
-                c.u32(d.boot_id)?;
-            }
-            Self::ScanArmed(a) => {
-                c.u32(a.scan_id)?;
-                emit_config(&mut c, &a.config)?;
-            }
-            Self::PointBatch(b) => {
-                if usize::from(b.n_points) > MAX_BATCH_POINTS {
-                    return Err(EncodeError::InvalidValue {
-                        what: "more than 1024 points in one batch",
-                    });
-                }
-                c.u32(b.scan_id)?;
-                c.u32(b.first_index)?;
-                c.u32(b.channel_mask)?;
-                c.u8(b.encoding as u8)?;
-                c.u16(b.n_points)?;
-                debug_assert_eq!(c.position(), BATCH_HEADER_LEN);
-                c.put(b.data)?;
-            }
-            Self::ScanDone(d) => {
-                c.u32(d.scan_id)?;
-                c.u32(d.total_points)?;
-                c.u8(d.reason as u8)?;
-                c.u16(d.error_code)?;
-            }
-            Self::Health(h) => {
-                c.u64(h.uptime_ticks)?;
-                c.u8(h.state as u8)?;
-                c.u32(h.scan_id)?;
-                c.i64(h.position)?;
-                c.u32(h.points)?;
-                for v in [
-                    h.quad_errors,
-                    h.position_jumps,
-                    h.fifo_overruns,
-                    h.frames_sent,
-                    h.resends,
-                    h.resend_misses,
-                    h.rx_errors,
-                    h.naks,
-                ] {
-                    c.u64(v)?;
-                }
-                c.u32(h.boot_id)?;
-            }
-            Self::CommandReply(r) => {
-                c.u32(r.request_seq)?;
-                c.u8(r.request_type)?;
-                c.u8(r.code as u8)?;
-                c.u32(r.arg)?;
-                c.u8(r.detail.len() as u8)?;
-                c.put(r.detail.as_bytes())?;
+                Ok(c.position())
             }
         }
-        Ok(c.position())
-    }
+    };
+}
 
+messages! {
+    unit: GetInfo, Abort;
+    record: Configure, DeviceInfo, ScanArmed, PointBatch, ScanDone, Health, CommandReply;
+    fields:
+        PositionChunk "chunk" { offset, positions },
+        Arm "arm" { scan_id },
+        ResendRequest "resend" { first_seq, last_seq },
+        Ping "ping" { token },
+        Pong "pong" { token, uptime_ticks, boot_id };
+}
+
+impl Message<'_> {
     /// Writes the complete wire frame (COBS + delimiter) with sequence number `seq` into `out`
     /// (at least [`crate::limits::MAX_ENCODED_FRAME`] bytes is always enough).
     pub fn encode_frame(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
@@ -784,82 +479,12 @@ impl<'a> Message<'a> {
     }
 }
 
+impl<'a> Frame<'a> {
+    /// Parses the payload as a message.
+    pub fn message(&self) -> Result<Message<'a>, ParseError> {
+        Message::parse(self.msg_type(), self.payload())
+    }
+}
+
 /// Wire length of a [`ScanConfig`] (re-exported for the spec test).
 pub const CONFIG_LEN: usize = SCAN_CONFIG_LEN;
-
-fn device_info(i: &[u8]) -> IResult<&[u8], DeviceInfo, NomErr<'_>> {
-    let (i, protocol_version) = le_u8(i)?;
-    let (i, fw_major) = le_u16(i)?;
-    let (i, fw_minor) = le_u16(i)?;
-    let (i, fw_patch) = le_u16(i)?;
-    let (i, n_channels) = le_u8(i)?;
-    let (i, counter_bits) = le_u8(i)?;
-    let (i, clock_hz) = le_u64(i)?;
-    let (i, fifo_depth) = le_u32(i)?;
-    let (i, resend_frames) = le_u32(i)?;
-    let (i, max_points) = le_u32(i)?;
-    let (i, list_window) = le_u32(i)?;
-    let (i, boot_id) = le_u32(i)?;
-    Ok((
-        i,
-        DeviceInfo {
-            protocol_version,
-            fw_major,
-            fw_minor,
-            fw_patch,
-            n_channels,
-            counter_bits,
-            clock_hz,
-            fifo_depth,
-            resend_frames,
-            max_points,
-            list_window,
-            boot_id,
-        },
-    ))
-}
-
-type BatchHeader = (u32, u32, u32, u8, u16);
-
-fn batch_header(i: &[u8]) -> IResult<&[u8], BatchHeader, NomErr<'_>> {
-    let (i, scan_id) = le_u32(i)?;
-    let (i, first_index) = le_u32(i)?;
-    let (i, channel_mask) = le_u32(i)?;
-    let (i, enc) = le_u8(i)?;
-    let (i, n_points) = le_u16(i)?;
-    Ok((i, (scan_id, first_index, channel_mask, enc, n_points)))
-}
-
-fn health(i: &[u8]) -> IResult<&[u8], (Health, u8), NomErr<'_>> {
-    let (i, uptime_ticks) = le_u64(i)?;
-    let (i, state) = le_u8(i)?;
-    let (i, scan_id) = le_u32(i)?;
-    let (i, position) = le_i64(i)?;
-    let (i, points) = le_u32(i)?;
-    let (i, quad_errors) = le_u64(i)?;
-    let (i, position_jumps) = le_u64(i)?;
-    let (i, fifo_overruns) = le_u64(i)?;
-    let (i, frames_sent) = le_u64(i)?;
-    let (i, resends) = le_u64(i)?;
-    let (i, resend_misses) = le_u64(i)?;
-    let (i, rx_errors) = le_u64(i)?;
-    let (i, naks) = le_u64(i)?;
-    let (i, boot_id) = le_u32(i)?;
-    let h = Health {
-        uptime_ticks,
-        state: DeviceState::Idle,
-        scan_id,
-        position,
-        points,
-        quad_errors,
-        position_jumps,
-        fifo_overruns,
-        frames_sent,
-        resends,
-        resend_misses,
-        rx_errors,
-        naks,
-        boot_id,
-    };
-    Ok((i, (h, state)))
-}

@@ -64,7 +64,7 @@ proptest! {
 
 #[test]
 fn every_bit_flip_detected_full_batches() {
-    for encoding in [Encoding::Raw, Encoding::Compact] {
+    for encoding in Encoding::ALL {
         let points: Vec<_> = (0..400u32)
             .map(|i| flyscan_protocol::Point {
                 position: 1000 + 97 * i64::from(i),

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use flyscan_protocol::limits::{MAX_BODY, MAX_PAYLOAD};
 use flyscan_protocol::point::BATCH_HEADER_LEN;
-use flyscan_protocol::{BatchWriter, Encoding, Frame, Message, MessageType, ParseError};
+use flyscan_protocol::{
+    BatchWriter, Encoding, Frame, Message, MessageType, ParseError, PointBatch,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -181,4 +183,89 @@ fn compact_delta_out_of_range_rejected() {
             "{field} delta {delta}: {got:?}"
         );
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Rice batches with a valid header and arbitrary data (biased towards the short codes and
+    /// long zero runs the format has): whatever decodes re-encodes to the same bytes, so the
+    /// decoder accepts exactly one encoding of each point sequence.
+    #[test]
+    fn rice_batch_any_bits(
+        mask in prop_oneof![Just(1u32), Just(3), Just(0xff), any::<u32>()],
+        n_points in 0u16..40,
+        data in vec(prop_oneof![3 => any::<u8>(), 1 => Just(0u8), 1 => Just(0xffu8)], 0..300),
+    ) {
+        let mut p = Vec::new();
+        p.extend_from_slice(&9u32.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.extend_from_slice(&mask.to_le_bytes());
+        p.push(Encoding::Rice as u8);
+        p.extend_from_slice(&n_points.to_le_bytes());
+        p.extend_from_slice(&data);
+        parse_all(MessageType::PointBatch as u8, &p);
+        assert_canonical(MessageType::PointBatch as u8, &p);
+    }
+
+    /// A real Rice batch with one bit flipped: it is refused, or it decodes to points that
+    /// re-encode to exactly the damaged bytes (never to a second encoding of other points).
+    #[test]
+    fn rice_batch_one_bit_flipped(
+        (mask, points) in arb_mask_and_points(30),
+        bit in any::<prop::sample::Index>(),
+    ) {
+        let (first, w) = batches(Encoding::Rice, mask, 0, &points).remove(0);
+        let mut bytes = payload(&Message::PointBatch(PointBatch::from_writer(1, first, &w)));
+        let data_bits = (bytes.len() - BATCH_HEADER_LEN) * 8;
+        let at = BATCH_HEADER_LEN * 8 + bit.index(data_bits);
+        bytes[at / 8] ^= 1 << (at % 8);
+        parse_all(MessageType::PointBatch as u8, &bytes);
+        assert_canonical(MessageType::PointBatch as u8, &bytes);
+    }
+}
+
+/// Bits in stream order ('0'/'1', spaces ignored), packed least significant bit first.
+fn pack(bits: &str) -> Vec<u8> {
+    let bits: Vec<u8> = bits.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    bits.chunks(8)
+        .map(|c| c.iter().rev().fold(0u8, |b, &x| b << 1 | (x - b'0')))
+        .collect()
+}
+
+/// The Rice rules that keep one encoding per point sequence, each on a hand-made stream of one
+/// channel (PROTOCOL.md §Rice encoding).
+#[test]
+fn rice_second_encodings_rejected() {
+    // Point 0 of zeros: flags unchanged, plain lengths 0 (7, 7, 6 and 6 bits): 27 bits.
+    let zero_point = "0 0000000 0000000 000000 000000";
+    let cases: &[(&str, &str, u16)] = &[
+        // A flags change to the flags already in force.
+        ("point.flags", "1 00000000", 1),
+        // A plain count 33 bits long.
+        ("point.count", "0 0000000 0000000 000000 100001", 1),
+        // Point 1's position escaped although its z = 1 fits a Rice code (k = 0).
+        ("point.position", "0 0000000000000000 000000", 2),
+        // A set padding bit after point 0.
+        ("point.padding", "0 1000", 1),
+    ];
+    for &(field, tail, n_points) in cases {
+        let bits = if field == "point.flags" || field == "point.count" {
+            tail.to_string()
+        } else {
+            format!("{zero_point} {tail}")
+        };
+        let data = pack(&bits);
+        let got: Vec<_> =
+            flyscan_protocol::PointIter::new(&data, Encoding::Rice, 1, n_points.into()).collect();
+        assert!(
+            matches!(got.last(), Some(Err(ParseError::InvalidField { field: f, .. })) if *f == field),
+            "{field}: {got:?}"
+        );
+    }
+    // The same stream with the padding clear decodes.
+    let data = pack(zero_point);
+    let got: Vec<_> = flyscan_protocol::PointIter::new(&data, Encoding::Rice, 1, 1).collect();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].is_ok(), "{got:?}");
 }

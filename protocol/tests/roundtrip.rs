@@ -1,5 +1,5 @@
 //! Round trips: every message through emit/parse and through a wire frame and the deframer;
-//! points in both encodings through the whole host path.
+//! points in every encoding through the whole host path.
 
 mod common;
 
@@ -94,6 +94,11 @@ proptest! {
         prop_assert_eq!(through_host_path(Encoding::Compact, mask, max, &points), points);
     }
 
+    #[test]
+    fn points_roundtrip_rice((mask, points) in arb_mask_and_points(40), max in 0u16..8) {
+        prop_assert_eq!(through_host_path(Encoding::Rice, mask, max, &points), points);
+    }
+
     /// Small steady steps (the common case) over many batches exercise the predictor.
     #[test]
     fn points_roundtrip_steady(
@@ -102,7 +107,7 @@ proptest! {
         t0: u64,
         dt in 0u64..200_000,
         n in 1usize..3000,
-        enc in prop_oneof![Just(Encoding::Raw), Just(Encoding::Compact)],
+        enc in prop_oneof![Just(Encoding::Raw), Just(Encoding::Compact), Just(Encoding::Rice)],
     ) {
         let points: Vec<_> = (0..n)
             .map(|i| flyscan_protocol::Point {

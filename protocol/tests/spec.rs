@@ -151,6 +151,7 @@ fn batch_examples() {
     for (name, enc) in [
         ("compact-batch", Encoding::Compact),
         ("raw-batch", Encoding::Raw),
+        ("rice-batch", Encoding::Rice),
     ] {
         let (bytes, points) = batch_example(enc);
         let ex = example(name);
@@ -194,6 +195,86 @@ fn compact_field_table() {
         }
     }
     assert_eq!(written, bytes[BATCH_HEADER_LEN..]);
+}
+
+/// The per-field table of the Rice example: each row's residual, `z` and bits follow the
+/// spec's rules, and the rows' bits, in order and padded, are the data the encoder writes.
+#[test]
+fn rice_field_table() {
+    let rows = table("| i | field | prediction | residual | z | k | bits |");
+    assert_eq!(
+        rows.len(),
+        3 * 6,
+        "three points of flags, 3 fields and 2 counts"
+    );
+    let lsb = |v: u64, n: u32| -> String {
+        (0..n)
+            .map(|i| if v >> i & 1 == 1 { '1' } else { '0' })
+            .collect()
+    };
+    let bitlen = |v: u64| 64 - v.leading_zeros();
+    let mut stream = String::new();
+    for r in &rows {
+        let bits: String = r[6].split_whitespace().collect();
+        if r[1] == "flags" {
+            assert_eq!(bits, "0", "flags unchanged");
+        } else {
+            let wide = r[1] == "position" || r[1] == "timestamp";
+            let residual: i64 = r[3].replace('−', "-").parse().expect("residual");
+            let z: u64 = r[4].parse().expect("z");
+            let want_z = if wide {
+                zigzag(residual)
+            } else {
+                u64::from(((residual as i32) << 1 ^ (residual as i32) >> 31) as u32)
+            };
+            assert_eq!(z, want_z, "zigzag in row {r:?}");
+            let code = if r[5] == "—" {
+                let n = bitlen(z);
+                let mut c = lsb(n.into(), if wide { 7 } else { 6 });
+                if n > 1 {
+                    c += &lsb(z & !(1 << (n - 1)), n - 1);
+                }
+                c
+            } else {
+                let k: u32 = r[5].parse().expect("k");
+                if z >> k < 16 {
+                    "0".repeat((z >> k) as usize) + "1" + &lsb(z, k)
+                } else {
+                    let n = bitlen(z);
+                    "0".repeat(16) + &lsb((n - 1).into(), 6) + &lsb(z & !(1 << (n - 1)), n - 1)
+                }
+            };
+            assert_eq!(bits, code, "code in row {r:?}");
+        }
+        stream += &bits;
+    }
+    while !stream.len().is_multiple_of(8) {
+        stream.push('0');
+    }
+    let bytes: Vec<u8> = stream
+        .as_bytes()
+        .chunks(8)
+        .map(|c| c.iter().rev().fold(0u8, |b, &x| b << 1 | (x - b'0')))
+        .collect();
+    let (payload, _) = batch_example(Encoding::Rice);
+    assert_eq!(bytes, payload[BATCH_HEADER_LEN..]);
+    assert!(spec().contains("198 bits, padded to 25 bytes"));
+    assert_eq!(payload.len() - BATCH_HEADER_LEN, 25);
+}
+
+/// Every encoding the spec names has its code, and no other code is accepted.
+#[test]
+fn encoding_codes() {
+    let text = spec();
+    for e in Encoding::ALL {
+        let name = format!("{e:?}").to_lowercase();
+        assert!(
+            text.contains(&format!("{} = {name}", e as u8)),
+            "{name} in the spec"
+        );
+        assert_eq!(Encoding::from_u8(e as u8), Some(e));
+    }
+    assert_eq!(Encoding::from_u8(Encoding::ALL.len() as u8), None);
 }
 
 #[test]
@@ -295,6 +376,7 @@ fn limits_table() {
         ("MAX_BATCH_POINTS", MAX_BATCH_POINTS),
         ("MAX_RAW_POINT", MAX_RAW_POINT),
         ("MAX_COMPACT_POINT", MAX_COMPACT_POINT),
+        ("MAX_RICE_POINT", MAX_RICE_POINT),
         ("BATCH_HEADER_LEN", BATCH_HEADER_LEN),
         ("MAX_BATCH_DATA", MAX_BATCH_DATA),
         ("SCAN_CONFIG_LEN", SCAN_CONFIG_LEN),

@@ -44,6 +44,7 @@ fn ser_config<S: serde::Serializer>(c: &ScanConfig, s: S) -> Result<S::Ok, S::Er
         match c.encoding {
             Encoding::Raw => "raw",
             Encoding::Compact => "compact",
+            Encoding::Rice => "rice",
         },
     )?;
     st.serialize_field("start", &c.start)?;
