@@ -483,3 +483,20 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn every_point_encoding_gives_the_same_exact_scan() {
+    let (dev, ioc) = chain("ENC", 5000, DevOptions::default());
+    for (code, enc) in [("0", Encoding::Compact), ("1", Encoding::Raw), ("2", Encoding::Rice)] {
+        let cfg = ScanConfig {
+            encoding: enc,
+            ..ssc(700, 0b1101)
+        };
+        set_ssc(&ioc, &cfg);
+        caput(&ioc, &format!("{}Encoding", ioc.prefix()), code);
+        caput(&ioc, &format!("{}Arm", ioc.prefix()), "1");
+        wait_for(20, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+        assert_eq!(dev.stats().configs.last().map(|c| c.encoding), Some(enc));
+        check_exact(&ioc, &cfg, &[], 700, &[]);
+    }
+}

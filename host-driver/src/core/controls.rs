@@ -24,7 +24,7 @@ pub enum ControlWrite {
     Passes(i64),
     /// `ChannelMask` (int64out: every 32-bit mask, 4294967295 = all 32 channels).
     ChannelMask(i64),
-    /// `Encoding` (mbbo: 0 = Compact, 1 = Raw).
+    /// `Encoding` (mbbo: 0 = Compact, 1 = Raw, 2 = Rice).
     Encoding(u16),
     /// `Arm` (bo): 1 arms; 0 is the driver's own reset and means nothing.
     Arm(bool),
@@ -120,7 +120,8 @@ impl Controls {
         let encoding = match self.encoding {
             0 => Encoding::Compact,
             1 => Encoding::Raw,
-            v => return Err(format!("Encoding {v} is not Compact (0) or Raw (1)")),
+            2 => Encoding::Rice,
+            v => return Err(format!("Encoding {v} is not Compact (0), Raw (1) or Rice (2)")),
         };
         let passes = u16::try_from(self.passes)
             .map_err(|_| format!("Passes must be 1 to 65535 (got {})", self.passes))?;

@@ -79,6 +79,7 @@ class PointEncoding(StrictEnum):
 
     COMPACT = "Compact"
     RAW = "Raw"
+    RICE = "Rice"
 
 
 class ScanStatus(StrictEnum):
