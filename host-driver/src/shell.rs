@@ -22,6 +22,8 @@ pub trait Sink {
     fn reset_arm(&mut self);
     /// Write `Abort` back to 0.
     fn reset_abort(&mut self);
+    /// The control values as written (descriptions follow them, e.g. channel roles).
+    fn controls(&mut self, controls: &Controls);
 }
 
 /// How often the core's timers run.
@@ -135,6 +137,7 @@ pub async fn run(
         // Status Done reads the final arrays.
         sink.post(now, reset_arm);
         sink.image(core.image());
+        sink.controls(core.controls());
         if reset_arm {
             sink.reset_arm();
         }

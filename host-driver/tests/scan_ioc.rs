@@ -487,7 +487,11 @@ fn strip_ansi(s: &str) -> String {
 #[test]
 fn every_point_encoding_gives_the_same_exact_scan() {
     let (dev, ioc) = chain("ENC", 5000, DevOptions::default());
-    for (code, enc) in [("0", Encoding::Compact), ("1", Encoding::Raw), ("2", Encoding::Rice)] {
+    for (code, enc) in [
+        ("0", Encoding::Compact),
+        ("1", Encoding::Raw),
+        ("2", Encoding::Rice),
+    ] {
         let cfg = ScanConfig {
             encoding: enc,
             ..ssc(700, 0b1101)
@@ -499,4 +503,82 @@ fn every_point_encoding_gives_the_same_exact_scan() {
         assert_eq!(dev.stats().configs.last().map(|c| c.encoding), Some(enc));
         check_exact(&ioc, &cfg, &[], 700, &[]);
     }
+}
+
+/// The energy columns through the IOC equal an independent computation from the positions and
+/// the calibration PVs; channel roles reach the DESC; PV Access serves the scan as one table.
+#[test]
+fn energies_roles_and_the_pva_scan_table() {
+    let (_dev, ioc) = chain("XAS", 5000, DevOptions::default());
+    let p = ioc.prefix().to_owned();
+    for (pv, v) in [
+        ("DSpacing", "3.1356"),
+        ("CountsPerDegree", "20000"),
+        ("AngleOffset", "100"),
+        ("CH0:Role", "I0"),
+        ("CH1:Role", "It"),
+    ] {
+        caput(&ioc, &format!("{p}{pv}"), v);
+    }
+    let cfg = ScanConfig {
+        start: 250_000,
+        step: 7,
+        ..ssc(300, 0b0011)
+    };
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(20, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+    let e =
+        |pos: f64| 12_398.419_843 / (2.0 * 3.1356 * ((pos - 100.0) / 20_000.0).to_radians().sin());
+    let pos = caget_array(&ioc, &format!("{p}Position"));
+    let end = caget_array(&ioc, &format!("{p}Energy"));
+    let start = caget_array(&ioc, &format!("{p}EnergyStart"));
+    let centre = caget_array(&ioc, &format!("{p}EnergyCentre"));
+    assert_eq!((end.len(), start.len(), centre.len()), (300, 300, 300));
+    for i in 0..300 {
+        assert!(
+            (end[i] - e(pos[i])).abs() < 1e-6,
+            "point {i}: {} vs {}",
+            end[i],
+            e(pos[i])
+        );
+        if i == 0 {
+            assert!(
+                start[0].is_nan() && centre[0].is_nan(),
+                "the first bin began at the arm"
+            );
+        } else {
+            assert!((start[i] - e(pos[i - 1])).abs() < 1e-6, "start {i}");
+            assert!(
+                (centre[i] - e((pos[i - 1] + pos[i]) / 2.0)).abs() < 1e-6,
+                "centre {i}"
+            );
+        }
+    }
+    assert_eq!(
+        caget_text(&ioc, &format!("{p}CH0.DESC")),
+        "I0: counts of channel 0"
+    );
+    assert_eq!(
+        caget_text(&ioc, &format!("{p}CH1.DESC")),
+        "It: counts of channel 1"
+    );
+    // PV Access: the scan table equals the CA waveforms.
+    let table = pvget_text(&ioc, &format!("{p}Scan"));
+    assert!(table.contains("labels:["), "{table}");
+    assert_same(
+        &json_array(&table, "energy"),
+        &end,
+        "Scan.value.energy (pvget)",
+    );
+    assert_same(
+        &json_array(&table, "position"),
+        &pos,
+        "Scan.value.position (pvget)",
+    );
+    assert_same(
+        &json_array(&table, "ch1"),
+        &caget_array(&ioc, &format!("{p}CH1")),
+        "Scan.value.ch1 (pvget)",
+    );
 }

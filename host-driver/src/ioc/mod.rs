@@ -194,6 +194,9 @@ impl Sink for IocSink {
     fn reset_abort(&mut self) {
         self.0.reset_abort();
     }
+    fn controls(&mut self, controls: &Controls) {
+        self.0.roles(|n| controls.role(n).to_owned());
+    }
 }
 
 fn start_driver() {

@@ -57,7 +57,10 @@ pub struct Records {
     timestamp: Wave,
     live_time: Wave,
     flags: Wave,
+    energy: [Wave; 3],
     channels: Vec<Wave>,
+    /// `CH<n>.DESC`, by channel.
+    descs: Vec<Record>,
     arm: Record,
     abort: Record,
     /// Points per waveform (NELM of `Position`).
@@ -113,7 +116,16 @@ impl Records {
         let wave = |o: Output| waves.get(&o).copied().ok_or(vec![format!("{p}{o:?}")]);
         let ctl = |c: Control| controls.get(&c).copied().ok_or(vec![format!("{p}{c:?}")]);
         let position = wave(Output::Position)?;
+        let descs = (0..channels)
+            .map(|n| Record::find(&format!("{p}CH{n}.DESC")).ok_or(vec![format!("{p}CH{n}.DESC")]))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            energy: [
+                wave(Output::Energy)?,
+                wave(Output::EnergyStart)?,
+                wave(Output::EnergyCentre)?,
+            ],
+            descs,
             capacity: position.0.val().capacity(),
             list_elements: ctl(Control::Positions)?.capacity(),
             position,
@@ -127,7 +139,8 @@ impl Records {
         })
     }
 
-    fn all_waves(&self) -> impl Iterator<Item = &Wave> {
+    /// The per-point waveforms every scan fills (channels apart).
+    fn point_waves(&self) -> impl Iterator<Item = &Wave> {
         [
             &self.position,
             &self.timestamp,
@@ -135,7 +148,28 @@ impl Records {
             &self.flags,
         ]
         .into_iter()
-        .chain(self.channels.iter())
+        .chain(self.energy.iter())
+    }
+
+    fn all_waves(&self) -> impl Iterator<Item = &Wave> {
+        self.point_waves().chain(self.channels.iter())
+    }
+
+    /// Column names of the PVA scan table (`$(P)ScanLabels`).
+    fn labels(&self) -> Vec<String> {
+        [
+            "position",
+            "timestamp",
+            "live_time",
+            "flags",
+            "energy",
+            "energy_start",
+            "energy_centre",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain((0..self.channels.len()).map(|n| format!("ch{n}")))
+        .collect()
     }
 }
 
@@ -157,6 +191,8 @@ pub struct Publisher {
     last_post: Option<Instant>,
     /// Channels of the current scan.
     mask: u32,
+    /// Roles last written into the channels' DESC.
+    roles: Vec<String>,
     /// When rows last arrived.
     last_rows: Option<Instant>,
     /// Shortest time between two posts of the waveforms.
@@ -166,6 +202,11 @@ pub struct Publisher {
 impl Publisher {
     /// Publishes into `recs`.
     pub fn new(recs: Records) -> Self {
+        if let Some(r) = recs.scalars.get(&Output::ScanLabels)
+            && let Err(s) = r.put_strings(&recs.labels())
+        {
+            tracing::error!(status = s, "cannot write ScanLabels");
+        }
         Self {
             recs,
             last: None,
@@ -173,6 +214,7 @@ impl Publisher {
             posted: 0,
             last_post: None,
             mask: 0,
+            roles: Vec::new(),
             last_rows: None,
             min_interval: Duration::from_millis(50),
         }
@@ -186,7 +228,41 @@ impl Publisher {
         for w in self.recs.all_waves() {
             w.post(0);
         }
+        self.shown(0);
         self.last_post = None;
+    }
+
+    /// `NumShown` after the arrays were posted: sends the PVA scan table as one update.
+    fn shown(&self, n: usize) {
+        if let Some(r) = self.recs.scalars.get(&Output::NumShown)
+            && let Err(s) = r.put_i64(n as i64)
+        {
+            tracing::error!(status = s, "cannot write NumShown");
+        }
+    }
+
+    /// Writes each channel's role into its `DESC` when it changed.
+    pub fn roles(&mut self, role: impl Fn(usize) -> String) {
+        for (n, d) in self.recs.descs.iter().enumerate() {
+            let r = role(n);
+            if self.roles.get(n) == Some(&r) {
+                continue;
+            }
+            let text = if r.is_empty() {
+                format!("Counts of channel {n}")
+            } else {
+                format!("{r}: counts of channel {n}")
+            };
+            match d.put_string(&text) {
+                Ok(()) => {
+                    if self.roles.len() <= n {
+                        self.roles.resize(n + 1, String::new());
+                    }
+                    self.roles[n] = r;
+                }
+                Err(s) => tracing::error!(status = s, channel = n, "cannot write DESC"),
+            }
+        }
     }
 
     /// Copies rows into the waveforms (shown at the next post).
@@ -199,6 +275,14 @@ impl Publisher {
         self.recs.timestamp.write_doubles(first, &r.timestamp);
         self.recs.live_time.write_doubles(first, &r.live_time);
         self.recs.flags.write_bytes(first, &r.flags);
+        for (w, v) in self
+            .recs
+            .energy
+            .iter()
+            .zip([&r.energy, &r.energy_start, &r.energy_centre])
+        {
+            w.write_doubles(first, v);
+        }
         for (ch, v) in &r.counts {
             if let Some(w) = self.recs.channels.get(usize::from(*ch)) {
                 w.write_doubles(first, v);
@@ -224,12 +308,7 @@ impl Publisher {
             return;
         }
         let n = self.len;
-        for w in [
-            &self.recs.position,
-            &self.recs.timestamp,
-            &self.recs.live_time,
-            &self.recs.flags,
-        ] {
+        for w in self.recs.point_waves() {
             w.post(n);
         }
         for (ch, w) in self.recs.channels.iter().enumerate() {
@@ -237,6 +316,7 @@ impl Publisher {
                 w.post(n);
             }
         }
+        self.shown(n);
         self.posted = n;
         self.last_post = Some(now);
     }
