@@ -71,6 +71,26 @@ pub enum Output {
     NumShown,
     /// Column names of the PVA scan table.
     ScanLabels,
+    /// Indices of the points in the tail.
+    TailIndex,
+    /// Tail: positions.
+    TailPosition,
+    /// Tail: device times.
+    TailTimestamp,
+    /// Tail: gate times.
+    TailLiveTime,
+    /// Tail: flags.
+    TailFlags,
+    /// Tail: energies.
+    TailEnergy,
+    /// Tail: counts of one channel (`CH$(N):Tail`).
+    TailChannel,
+    /// Preview: positions.
+    PreviewPosition,
+    /// Preview: energies.
+    PreviewEnergy,
+    /// Preview: counts of one channel (`CH$(N):Preview`).
+    PreviewChannel,
     /// Per-point counts of one channel (`CH$(N)`).
     Channel,
     /// `Image::num_captured`.
@@ -230,6 +250,66 @@ pub const PVS: &[Pv] = &[
         "waveform STRING",
         Output::ScanLabels,
         "column names of the PV Access scan table $(P)Scan",
+    ),
+    o(
+        "Tail:Index",
+        "waveform DOUBLE",
+        Output::TailIndex,
+        "indices of the newest points (those since the previous update), posted every tick after the other Tail records: each point reaches a monitor once, within a tick",
+    ),
+    o(
+        "Tail:Position",
+        "waveform DOUBLE",
+        Output::TailPosition,
+        "positions of the newest points",
+    ),
+    o(
+        "Tail:Timestamp",
+        "waveform DOUBLE",
+        Output::TailTimestamp,
+        "device times of the newest points, s",
+    ),
+    o(
+        "Tail:LiveTime",
+        "waveform DOUBLE",
+        Output::TailLiveTime,
+        "gate times of the newest points, s",
+    ),
+    o(
+        "Tail:Flags",
+        "waveform UCHAR",
+        Output::TailFlags,
+        "flags of the newest points",
+    ),
+    o(
+        "Tail:Energy",
+        "waveform DOUBLE",
+        Output::TailEnergy,
+        "energies of the newest points, eV",
+    ),
+    o(
+        "CH$(N):Tail",
+        "waveform DOUBLE",
+        Output::TailChannel,
+        "counts of channel N of the newest points",
+    ),
+    o(
+        "Preview:Position",
+        "waveform DOUBLE",
+        Output::PreviewPosition,
+        "every k-th point's position (k from the scan's length so it fits), for screens; updated at most 5 times a second",
+    ),
+    o(
+        "Preview:Energy",
+        "waveform DOUBLE",
+        Output::PreviewEnergy,
+        "every k-th point's energy, eV",
+    ),
+    o(
+        "CH$(N):Preview",
+        "waveform DOUBLE",
+        Output::PreviewChannel,
+        "every k-th point's counts of channel N",
     ),
     o(
         "NumCaptured",

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 /// Where the core's outputs go (the IOC's records; a recorder in tests).
 pub trait Sink {
-    /// A new scan: empty every waveform (`mask`: its channels).
-    fn scan_started(&mut self, mask: u32);
+    /// A new scan of `expected` points: empty every waveform (`mask`: its channels).
+    fn scan_started(&mut self, mask: u32, expected: u64);
     /// Rows to show.
     fn rows(&mut self, rows: &RowBlock);
     /// Show the arrays now if due (`end`: the scan ended).
@@ -122,7 +122,9 @@ pub async fn run(
                         tracing::warn!("serial queue full: frame dropped (the command is retried)");
                     }
                 }
-                Effect::ScanStarted { config, .. } => sink.scan_started(config.channel_mask),
+                Effect::ScanStarted { config, .. } => {
+                    sink.scan_started(config.channel_mask, config.total_points());
+                }
                 Effect::Rows(r) => sink.rows(&r),
                 Effect::ResetArm => reset_arm = true,
                 Effect::ResetAbort => reset_abort = true,

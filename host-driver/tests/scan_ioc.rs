@@ -582,3 +582,54 @@ fn energies_roles_and_the_pva_scan_table() {
         "Scan.value.ch1 (pvget)",
     );
 }
+
+/// The three views of a scan: every point reaches a tail monitor exactly once; the preview holds
+/// every k-th point; a client monitoring a full array receives at most 3× its final size.
+#[test]
+fn tail_preview_and_full_arrays_stay_proportional_to_the_data() {
+    let (_dev, ioc) = chain(
+        "VIEW",
+        20_000,
+        DevOptions {
+            batch_points: 40,
+            batch_interval: Duration::from_millis(2),
+            ..DevOptions::default()
+        },
+    );
+    let p = ioc.prefix().to_owned();
+    let n = 12_000u32;
+    let cfg = ssc(n, 0b0011);
+    set_ssc(&ioc, &cfg);
+    let tail = PyMonitor::start(&ioc, "monitor_arrays", &format!("{p}Tail:Index"), 8.0);
+    let full = PyMonitor::start(&ioc, "monitor", &format!("{p}CH1"), 8.0);
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(30, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+    let e = expected(&cfg, &[], n);
+    check_exact(&ioc, &cfg, &[], n, &[]);
+    // Preview: every k-th point, k = ceil(12000 / 2000) = 6.
+    let pv = caget_array(&ioc, &format!("{p}Preview:Position"));
+    assert_eq!(pv.len(), 2000);
+    for (i, v) in pv.iter().enumerate() {
+        assert_eq!(*v, e.position[6 * i], "preview {i}");
+    }
+    let pc = caget_array(&ioc, &format!("{p}CH1:Preview"));
+    assert_eq!(pc[10], e.channels[1][60]);
+    // Tail: every index exactly once, in order.
+    let seen: Vec<f64> = tail
+        .finish()
+        .as_array()
+        .expect("list of arrays")
+        .iter()
+        .flat_map(json_f64s)
+        .collect();
+    let want: Vec<f64> = (0..n).map(f64::from).collect();
+    assert_eq!(seen, want, "tail indices");
+    // Full arrays: what a monitor received is bounded by a small multiple of the final size.
+    let lengths = json_f64s(&full.finish());
+    let total: f64 = lengths.iter().sum();
+    assert_eq!(lengths.last().copied(), Some(f64::from(n)));
+    assert!(
+        total <= 3.0 * f64::from(n),
+        "a full-array monitor received {total} elements for {n} points: {lengths:?}"
+    );
+}

@@ -43,6 +43,28 @@ impl RowBlock {
         self.position.is_empty()
     }
 
+    /// The rows whose scan index is a multiple of `k`, numbered by index / k (a preview of the
+    /// scan holding every k-th point).
+    pub fn every(&self, k: u64) -> RowBlock {
+        let k = k.max(1);
+        let picked: Vec<usize> = (0..self.len())
+            .filter(|&j| (self.first + j as u64).is_multiple_of(k))
+            .collect();
+        let pick = |v: &[f64]| picked.iter().map(|&j| v[j]).collect::<Vec<f64>>();
+        RowBlock {
+            scan_id: self.scan_id,
+            first: picked.first().map_or(0, |&j| (self.first + j as u64) / k),
+            position: pick(&self.position),
+            timestamp: pick(&self.timestamp),
+            live_time: pick(&self.live_time),
+            flags: picked.iter().map(|&j| self.flags[j]).collect(),
+            energy: pick(&self.energy),
+            energy_start: pick(&self.energy_start),
+            energy_centre: pick(&self.energy_centre),
+            counts: self.counts.iter().map(|(c, v)| (*c, pick(v))).collect(),
+        }
+    }
+
     fn new(scan_id: u32, first: u64, mask: u32, n: usize) -> Self {
         let counts = (0..MAX_CHANNELS as u8)
             .filter(|&c| mask & (1 << c) != 0)
@@ -428,6 +450,24 @@ mod tests {
         };
         assert!(s.accept_done(&done(2)).is_err());
         assert!(s.accept_done(&done(11)).is_err());
+    }
+
+    #[test]
+    fn every_kth_row_is_numbered_by_its_index_over_k() {
+        let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
+        let w = writer(0, 3, 0b101);
+        s.accept_batch(&PointBatch::from_writer(7, 0, &w))
+            .expect("ok");
+        let w = writer(3, 7, 0b101);
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(7, 3, &w))
+            .expect("ok");
+        let p = rows[0].every(3);
+        // Indices 3..10: 3, 6, 9 → preview elements 1, 2, 3.
+        assert_eq!(p.first, 1);
+        assert_eq!(p.position, vec![30.0, 60.0, 90.0]);
+        assert_eq!(p.counts[1].1, vec![301.0, 601.0, 901.0]);
+        assert!(rows[0].every(100).is_empty());
     }
 
     #[test]
