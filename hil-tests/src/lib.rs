@@ -2,6 +2,7 @@
 //! host driver → real IOC → independent CA clients) and compares what comes out with the
 //! simulator's ground truth. Also home of the demo (`flyscan-demo`).
 
+pub mod bench;
 pub mod ca;
 pub mod chain;
 pub mod compare;
