@@ -168,3 +168,52 @@ fn every_module_is_named_in_the_code_map() {
         "ARCHITECTURE.md's code map does not name: {missing:#?}"
     );
 }
+
+/// RELIABILITY.md's host fault matrix names tests that exist: `file::test` in
+/// host-driver/tests/<file>.rs, a bare name in the core's tests.
+#[test]
+fn the_fault_matrix_names_real_tests() {
+    let text = read(&root().join("RELIABILITY.md"));
+    let section = text
+        .split("## Host driver fault matrix")
+        .nth(1)
+        .expect("RELIABILITY.md has a Host driver fault matrix section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let core_tests: String = ["faults.rs", "mod.rs", "model.rs", "phases.rs"]
+        .iter()
+        .map(|f| read(&root().join("host-driver/src/core/tests").join(f)))
+        .collect();
+    let mut checked = 0;
+    for row in section.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').collect();
+        // Columns: fault, what the user sees, core test, through the IOC.
+        for (col, cell) in cells.iter().enumerate().filter(|(c, _)| *c == 3 || *c == 4) {
+            for name in cell.split('`').skip(1).step_by(2) {
+                let (file, test) = match name.split_once("::") {
+                    Some((f, t)) => (Some(f), t),
+                    None => (None, name),
+                };
+                if !test
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    || test.ends_with(".rs")
+                {
+                    continue;
+                }
+                let haystack = match file {
+                    Some(f) => read(&root().join("host-driver/tests").join(format!("{f}.rs"))),
+                    None => core_tests.clone(),
+                };
+                assert!(
+                    haystack.contains(&format!("fn {test}(")),
+                    "RELIABILITY.md names `{name}` (column {col}), which is not a test"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} test names found in the matrix"
+    );
+}
