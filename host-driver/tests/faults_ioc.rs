@@ -326,3 +326,32 @@ fn a_list_failing_mid_scan_returns_arm_to_zero() {
     });
     at_rest(&ioc);
 }
+
+/// Arm written again while a scan runs: refused in StatusMessage, the running scan's Status and
+/// data untouched, and it still ends Done and exact.
+#[test]
+fn arm_while_scanning_is_refused_and_the_scan_runs_on() {
+    let (dev, ioc) = chain(
+        "AW",
+        DevOptions {
+            hold: true,
+            batch_points: 10,
+            ..DevOptions::default()
+        },
+    );
+    let cfg = arm_ssc(&ioc, 200, 0b1);
+    wait_for(10, "the device to arm", Some(&ioc), || {
+        (dev.stats().arms == 1 && status(&ioc) >= 1.0).then_some(())
+    });
+    let before = status(&ioc);
+    put(&ioc, "Arm", "1");
+    wait_for(10, "the refusal", Some(&ioc), || {
+        message(&ioc).contains("Arm ignored").then_some(())
+    });
+    assert_eq!(status(&ioc), before, "Status untouched");
+    assert_eq!(dev.stats().configures, 1, "nothing sent to the device");
+    dev.release();
+    wait_status(&ioc, 3.0, "Done");
+    at_rest(&ioc);
+    assert_eq!(exact(&ioc, &cfg, 0), 200);
+}
