@@ -153,4 +153,54 @@ json.dump(out, sys.stdout)
             .map(|col| col.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
             .collect())
     }
+
+    /// Reads the scan table through PV Access (`pvget -M json` of the QSRV group `group`, an
+    /// NTTable): columns `position`, `timestamp`, `live_time` and `ch<n>` for `channels`.
+    pub fn get_table_pva(
+        &self,
+        group: &str,
+        channels: &[u32],
+    ) -> Result<crate::scan_table::ScanTable, String> {
+        let mut c = self.tool("pvget");
+        c.args(["-w", "10", "-M", "json", group]);
+        let text = self.run(c)?;
+        let col = |key: &str| json_column(&text, key);
+        let mut t = crate::scan_table::ScanTable {
+            position: col("position")?,
+            energy_ev: None,
+            timestamp_s: col("timestamp")?,
+            live_time_s: col("live_time")?,
+            channels: Vec::new(),
+            channel_names: Vec::new(),
+        };
+        for ch in channels {
+            t.channels.push(col(&format!("ch{ch}"))?);
+            t.channel_names.push(format!("CH{ch}"));
+        }
+        Ok(t)
+    }
+}
+
+/// The array `key: [...]` in `pvget -M json` output (keys quoted or not; NaN written as nan).
+fn json_column(text: &str, key: &str) -> Result<Vec<f64>, String> {
+    let start = [format!("\"{key}\":["), format!("{key}:[")]
+        .iter()
+        .find_map(|tag| text.find(tag.as_str()).map(|i| i + tag.len()))
+        .ok_or_else(|| format!("pvget: no column {key}"))?;
+    let len = text[start..]
+        .find(']')
+        .ok_or_else(|| format!("pvget: column {key} not closed"))?;
+    text[start..start + len]
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.trim_start_matches('-').eq_ignore_ascii_case("nan") || w == "null" {
+                Ok(f64::NAN)
+            } else {
+                w.parse()
+                    .map_err(|e| format!("pvget: column {key}: {w:?}: {e}"))
+            }
+        })
+        .collect()
 }

@@ -426,6 +426,8 @@ pub struct Outcome {
     pub caget: ScanTable,
     /// Points read with pyepics.
     pub pyepics: ScanTable,
+    /// Points read through PV Access (`pvget` of the scan table group).
+    pub pva: ScanTable,
     /// `Flags` waveform.
     pub flags: Vec<f64>,
     /// The simulator's truth.
@@ -447,6 +449,9 @@ impl Chain {
         let n = self.get_f64("NumCaptured")? as usize;
         let caget = self.read_table_caget(n)?;
         let pyepics = self.read_table_pyepics(n)?;
+        let pva = self
+            .ca
+            .get_table_pva(&self.pv("Scan"), &self.enabled_channels())?;
         let flags = self.ca.get_array(&self.pv("Flags"), n)?;
         self.stop_sim()?;
         let truth = crate::truth::Truth::load(&self.truth_path())?;
@@ -454,6 +459,7 @@ impl Chain {
             status,
             caget,
             pyepics,
+            pva,
             flags,
             truth,
         })

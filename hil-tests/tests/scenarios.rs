@@ -43,11 +43,16 @@ fn scan_until(c: &Chain, n: f64) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Asserts both clients read exactly the truth, nothing was lost, and Flags match.
+/// Asserts the three clients (C caget, pyepics, PV Access) read exactly the truth, nothing was
+/// lost, and Flags match.
 fn assert_exact(chain: &Chain, o: &Outcome) {
     assert_eq!(o.status, "Done", "{}", chain.logs());
     assert!(!o.truth.points.is_empty(), "the scenario produced no point");
-    for (client, table) in [("caget", &o.caget), ("pyepics", &o.pyepics)] {
+    for (client, table) in [
+        ("caget", &o.caget),
+        ("pyepics", &o.pyepics),
+        ("pvget", &o.pva),
+    ] {
         let m = compare(table, &o.truth.points, chain.clock_hz());
         assert!(
             m.is_empty(),
