@@ -382,7 +382,7 @@ fn registers() -> VectorSet {
     let mut b = Builder::new(
         "registers",
         small(3, 20, 16, 8),
-        (1 << 32) - 1500,
+        (1 << 32) - 4900,
         SpiTiming::FAST,
     );
     for a in 0..=0x10 {
