@@ -68,8 +68,23 @@ pub trait Registers: Send + std::fmt::Debug {
     fn exchange(&mut self, mosi: &[u8]) -> io::Result<Vec<u8>>;
     /// The `DRDY` line now.
     fn data_ready(&mut self) -> io::Result<bool>;
+    /// The cycle a transaction of `len` bytes starting now will end at, for a register level
+    /// whose transactions take clock time (the RTL); `None` when they take none.
+    fn transaction_end(&self, len: usize) -> Option<u64>;
     /// What it has done.
     fn stats(&self) -> FpgaStats;
+}
+
+/// How the physics drives a register level that simulates clock cycles (the RTL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pacing {
+    /// Ticks the physics runs ahead of the clock, so the RTL gets its pin changes before it
+    /// gets there.
+    pub lookahead: u64,
+    /// Most ticks one [`FpgaModel::advance_to`] moves the clock once the motion runs: the
+    /// device clock then follows the RTL's pace instead of running away from it on a busy
+    /// machine (which the firmware would see as a stalled FPGA and a FIFO overrun).
+    pub max_step: u64,
 }
 
 /// The contract's reference model as the register level.
@@ -105,6 +120,10 @@ impl Registers for ModelRegisters {
         Ok(self.0.data_ready())
     }
 
+    fn transaction_end(&self, _len: usize) -> Option<u64> {
+        None
+    }
+
     fn stats(&self) -> FpgaStats {
         self.0.stats()
     }
@@ -127,6 +146,8 @@ pub struct FpgaModel {
     regs: Box<dyn Registers>,
     /// The first error of the register level; the model answers zeros after it.
     failure: Option<String>,
+    /// How a register level that simulates clock cycles is driven (zero for the model).
+    pacing: Pacing,
     truth: Reference,
 }
 
@@ -136,16 +157,27 @@ impl FpgaModel {
     pub fn new(p: FpgaParams, encoder: Encoder, counters: Counters, truth: Reference) -> Self {
         let mut m = RefModel::new(p.model_config());
         m.set_version(p.version);
-        Self::with_registers(p, encoder, counters, truth, Box::new(ModelRegisters(m)))
+        Self::with_registers(
+            p,
+            encoder,
+            counters,
+            truth,
+            Box::new(ModelRegisters(m)),
+            Pacing::default(),
+        )
     }
 
-    /// As [`FpgaModel::new`] on another register level (e.g. the gateware in an RTL simulator).
+    /// As [`FpgaModel::new`] on another register level (e.g. the gateware in an RTL simulator),
+    /// driven with `pacing`. Edges and pulse counts do not depend on the pacing (they are drawn
+    /// at edges and resets only, and resets happen before the motion), so the stimulus is the
+    /// same as the reference model's.
     pub fn with_registers(
         p: FpgaParams,
         encoder: Encoder,
         counters: Counters,
         truth: Reference,
         regs: Box<dyn Registers>,
+        pacing: Pacing,
     ) -> Self {
         let n = usize::from(p.n_channels);
         let ab = encoder.ab_now();
@@ -160,6 +192,7 @@ impl FpgaModel {
             fed: vec![0; n],
             regs,
             failure: None,
+            pacing,
             truth,
         }
     }
@@ -177,6 +210,11 @@ impl FpgaModel {
     /// Starts the motor at the current clock and arms the reference compare.
     pub fn start_motion(&mut self) {
         if self.encoder.motion_start().is_none() {
+            if self.pacing.lookahead > 0 && self.failure.is_none() {
+                // The RTL must not have passed the start (see `advance_to`).
+                let r = self.regs.advance_to(self.now);
+                self.check(r);
+            }
             self.encoder.start_motion(self.now);
             self.truth.arm();
         }
@@ -233,8 +271,9 @@ impl FpgaModel {
     }
 
     /// Draws the detector pulses up to `tick` and hands the new ones to the register level as
-    /// counted between the last observation and `until`.
-    fn observe(&mut self, tick: u64, until: u64) {
+    /// counted between the last observation and `until` (or drops them, when a counter reset
+    /// is about to zero them anyway).
+    fn observe(&mut self, tick: u64, until: Option<u64>) {
         self.counters.advance(tick, self.true_count, true);
         let counts: Vec<u32> = self
             .counters
@@ -248,17 +287,20 @@ impl FpgaModel {
                 d
             })
             .collect();
-        if self.failure.is_none() && counts.iter().any(|&c| c != 0) {
+        if let Some(until) = until
+            && self.failure.is_none()
+            && counts.iter().any(|&c| c != 0)
+        {
             let r = self.regs.pulses(self.observed, until, &counts);
             self.check(r);
         }
         self.observed = tick;
     }
 
-    /// Moves the clock to `tick` (never backwards), producing every edge up to it.
-    pub fn advance_to(&mut self, tick: u64) {
+    /// Produces every edge up to `tick`: to the truth, and to the register level.
+    fn physics_to(&mut self, tick: u64) {
         while let Some(e) = self.encoder.next_visible(tick) {
-            self.observe(e.tick, e.tick);
+            self.observe(e.tick, Some(e.tick));
             self.true_count = e.true_count;
             self.ab = e.ab;
             self.truth
@@ -268,8 +310,24 @@ impl FpgaModel {
                 self.check(r);
             }
         }
+    }
+
+    /// Moves the clock to `tick` (never backwards; once the motion runs, at most the pacing's
+    /// `max_step` at a time), producing every edge up to it (and up to the look-ahead beyond).
+    pub fn advance_to(&mut self, tick: u64) {
+        let tick = if self.pacing.max_step > 0 && self.motion_started() {
+            tick.min(self.now + self.pacing.max_step)
+        } else {
+            tick
+        };
+        self.physics_to(tick + self.pacing.lookahead);
         self.now = self.now.max(tick);
-        if self.failure.is_none() {
+        // An RTL register level (one with a look-ahead) waits for the motion: before the arm
+        // the device clock is held, but each SPI transaction takes bus time in the RTL, so it
+        // drifts a little past wherever it is. Kept near cycle 0 until then, it can still be
+        // at the hold tick when the motion starts there, as on the reference model.
+        let waits = self.pacing.lookahead > 0 && !self.motion_started();
+        if self.failure.is_none() && !waits {
             let r = self.regs.advance_to(self.now);
             self.check(r);
         }
@@ -286,9 +344,20 @@ impl FpgaModel {
             && mosi.len() >= 6
             && u32::from(v0) & regs::CONTROL_RESET != 0
         {
-            // Pulses up to now are counted before the reset (and zeroed by it).
-            self.observe(self.now, self.now + 1);
+            if self.observed > self.now {
+                // The physics ran ahead and already handed later pulses over.
+                let msg = "a counter reset while the motor moves cannot be replayed on the RTL";
+                self.failure.get_or_insert_with(|| msg.to_owned());
+                return Err(io::Error::other(msg));
+            }
+            // Pulses up to now would be counted before the reset and zeroed by it.
+            self.observe(self.now, None);
             self.truth.reset(self.ab, self.true_count);
+        }
+        if let Some(end) = self.regs.transaction_end(mosi.len()) {
+            // Edges during a long transaction (a READ_EDGES of 256 events is ~3 ms at 10 MHz
+            // SCLK) must reach the RTL's pins before it gets there.
+            self.physics_to(end + self.pacing.lookahead);
         }
         let r = self.regs.exchange(mosi);
         if let Err(e) = &r {

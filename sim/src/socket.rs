@@ -78,7 +78,9 @@ impl SocketServer {
                         let st = stop2.clone();
                         let c = clock.clone();
                         std::thread::spawn(move || {
-                            let _ = serve_client(s, &f, &c, &st);
+                            if let Err(e) = serve_client(s, &f, &c, &st) {
+                                eprintln!("sim: FPGA socket closed: {e}");
+                            }
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
