@@ -24,14 +24,14 @@ use std::vec::Vec;
 /// flip-flops of the synchroniser. A/B add the glitch filter's length on top.
 pub const INPUT_LATENCY: u64 = 2;
 /// Cycles from the SCLK rising edge (at the pin) of a header's last bit to the cycle the
-/// command executes: the two synchroniser flip-flops.
-pub const SPI_EXEC_LATENCY: u64 = 2;
+/// command executes: the two synchroniser flip-flops and a decode register.
+pub const SPI_EXEC_LATENCY: u64 = 3;
 /// Cycles `CS_N` must stay high between two transactions for the gateware to see it.
 pub const MIN_CS_HIGH: u64 = 3;
-/// Fewest sampling clocks per SCLK period the gateware's SPI target handles: a rising edge is
-/// seen 2 cycles late, the response bit goes out 1–2 cycles after that, and must be on MISO
-/// before the next rising edge.
-pub const MIN_CLOCKS_PER_SCLK: u64 = 6;
+/// Fewest sampling clocks per SCLK period the gateware's SPI target is specified for: a rising
+/// edge is seen 2 cycles late, the first response byte goes out 4 cycles after that (6 would
+/// be exactly in time), and 2 cycles are left for pad delays and the host's setup time.
+pub const MIN_CLOCKS_PER_SCLK: u64 = 8;
 
 /// How the replay clocks a transaction, in clock cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub struct SpiTiming {
 }
 
 impl SpiTiming {
-    /// The tightest timing the reference gateware meets: SCLK = clock / 6.
+    /// The tightest timing the reference gateware is specified for: SCLK = clock / 8.
     pub const FAST: Self = Self {
         half_period: MIN_CLOCKS_PER_SCLK / 2,
         cs_setup: 2,
@@ -382,7 +382,7 @@ fn registers() -> VectorSet {
     let mut b = Builder::new(
         "registers",
         small(3, 20, 16, 8),
-        (1 << 32) - 4900,
+        (1 << 32) - 6200,
         SpiTiming::FAST,
     );
     for a in 0..=0x10 {

@@ -42,9 +42,9 @@ MAX_COUNTER_BITS = 32
 
 # Timing of this design, in sampling-clock cycles (FPGA.md §Reference gateware).
 INPUT_LATENCY = 2
-SPI_EXEC_LATENCY = 2
+SPI_EXEC_LATENCY = 3
 MIN_CS_HIGH = 3
-MIN_CLOCKS_PER_SCLK = 6
+MIN_CLOCKS_PER_SCLK = 8
 
 
 def snapshot_len(n_channels):

@@ -98,26 +98,41 @@ class FlyscanCore(wiring.Component):
             self.miso_oe.eq(spi.active),
         ]
 
-        # ---- command decode: a command executes when its header's last byte arrives ----
-        hdr = Array(Signal(8, name=f"hdr{i}") for i in range(5))
-        with m.If(spi.rx_done & (spi.rx_index < 5)):
+        # ---- command decode ----
+        # The header's bytes are kept as they arrive; when the last one is in, the command's
+        # strobe is registered and it executes in the next cycle (SPI_EXEC_LATENCY = 2 + 1),
+        # from registers only, so the decode does not lengthen any path.
+        hdr = Array(Signal(8, name=f"hdr{i}") for i in range(6))
+        with m.If(spi.rx_done & (spi.rx_index < 6)):
             m.d.sync += hdr[spi.rx_index].eq(spi.rx_byte)
         cmd = hdr[0]
-        last = spi.rx_byte  # the header's last byte is still in the shifter when it executes
-        exec_at = spi.rx_done & (spi.rx_index != 0)
 
-        def executes(command):
-            return exec_at & (cmd == command) & (spi.rx_index == c.HEADER_LEN[command] - 1)
+        def complete(command):
+            last = c.HEADER_LEN[command] - 1
+            return spi.rx_done & (spi.rx_index == last) & (cmd == command)
 
-        read_reg = executes(c.CMD_READ_REG)
-        write_reg = executes(c.CMD_WRITE_REG)
-        read_edges = executes(c.CMD_READ_EDGES)
-        read_snapshot = executes(c.CMD_READ_SNAPSHOT)
-        write_addr = hdr[1]
-        write_value = Cat(hdr[2], hdr[3], hdr[4], last)
-        write_control = write_reg & (write_addr == c.REG_CONTROL)
-        do_reset = write_control & write_value[1]
-        do_clear = write_control & write_value[2]
+        read_reg = Signal()
+        read_edges = Signal()
+        read_snapshot = Signal()
+        m.d.sync += [
+            read_reg.eq(complete(c.CMD_READ_REG)),
+            read_edges.eq(complete(c.CMD_READ_EDGES)),
+            read_snapshot.eq(complete(c.CMD_READ_SNAPSHOT)),
+        ]
+        addr = hdr[1]
+        # A CONTROL write's address and low value byte are in before its header completes,
+        # so its effects come straight from registers (they fan out to every counter).
+        write_control = Signal()
+        control = Signal(3)
+        do_reset = Signal()
+        do_clear = Signal()
+        writes_control = complete(c.CMD_WRITE_REG) & (hdr[1] == c.REG_CONTROL)
+        m.d.sync += [
+            write_control.eq(writes_control),
+            control.eq(hdr[2][:3]),
+            do_reset.eq(writes_control & hdr[2][1]),
+            do_clear.eq(writes_control & hdr[2][2]),
+        ]
 
         # ---- capture: sequence numbers, FIFO, snapshots ----
         enable = Signal()
@@ -125,7 +140,7 @@ class FlyscanCore(wiring.Component):
         wrapped = Signal()
         capture = enc.edge & enable
         with m.If(write_control):
-            m.d.sync += enable.eq(write_value[0])
+            m.d.sync += enable.eq(control[0])
         with m.If(do_reset):
             m.d.sync += [seq.eq(0), wrapped.eq(0)]
         with m.Elif(capture):
@@ -147,8 +162,11 @@ class FlyscanCore(wiring.Component):
             snap.live.eq(cnt.live),
             snap.next_seq.eq(seq),
             snap.wrapped.eq(wrapped),
-            snap.read.eq(read_snapshot),
-            snap.read_seq.eq(Cat(hdr[1], hdr[2], hdr[3], last)),
+            # The slot is known from the header's second and third bytes: the read starts as
+            # the last byte arrives, so the slot is out of the RAM for the first response byte.
+            snap.read.eq(complete(c.CMD_READ_SNAPSHOT)),
+            snap.read_slot.eq(Cat(hdr[1], hdr[2], hdr[3])),
+            snap.asked.eq(Cat(hdr[1], hdr[2], hdr[3], hdr[4])),
             self.drdy.eq(fifo.level != 0),
             self.capture.eq(enable),
             self.dropped.eq(fifo.dropped),
@@ -177,25 +195,27 @@ class FlyscanCore(wiring.Component):
         }
         reg_value = Signal(32)
         with m.If(read_reg):
-            with m.Switch(last):
-                for addr, value in regs.items():
-                    with m.Case(addr):
+            with m.Switch(addr):
+                for a, value in regs.items():
+                    with m.Case(a):
                         m.d.sync += reg_value.eq(value)
                 with m.Default():
                     m.d.sync += reg_value.eq(0)
-        with m.If(read_reg & (last == c.REG_TIME_LO)):
+        with m.If(read_reg & (addr == c.REG_TIME_LO)):
             m.d.sync += time_hi.eq(ts.value[32:])
         # An overrun in the very cycle of the STATUS read is kept for the next read.
         with m.If(fifo.dropped):
             m.d.sync += status_overrun.eq(1)
-        with m.Elif(read_reg & (last == c.REG_STATUS)):
+        with m.Elif(read_reg & (addr == c.REG_STATUS)):
             m.d.sync += status_overrun.eq(0)
 
         # ---- responses ----
+        # Every response byte is prepared in `tx_next` from registers, a cycle ahead of the
+        # target's `tx_load`; the counters below say which byte comes next.
         mode = Signal(Response)
         count = Signal(16)
-        # Response bytes loaded so far, saturating (only 0..3 and "more" matter).
-        pos = Signal(3)
+        base = Signal(range(self.fifo_depth))
+        pos = Signal(3)  # response bytes loaded so far, saturating (0..3 and "more" matter)
         slot_byte = Signal(range(c.EDGE_EVENT_LEN))
         slot = Signal(16)
         sending_slot_end = Signal()
@@ -204,10 +224,11 @@ class FlyscanCore(wiring.Component):
         with m.If(read_reg):
             m.d.sync += mode.eq(Response.REG)
         with m.Elif(read_edges):
-            n_req = Cat(hdr[1], last)
+            n_req = Cat(hdr[1], hdr[2])
             m.d.sync += [
                 mode.eq(Response.EDGES),
                 count.eq(Mux(n_req < fifo.level, n_req, fifo.level)),
+                base.eq(fifo.rd_ptr),
             ]
         with m.Elif(read_snapshot):
             m.d.sync += mode.eq(Response.SNAPSHOT)
@@ -216,12 +237,14 @@ class FlyscanCore(wiring.Component):
         with m.If(read_reg | read_edges | read_snapshot | ~spi.active):
             m.d.sync += [pos.eq(0), slot_byte.eq(0), slot.eq(0), word.eq(0), word_byte.eq(0)]
 
+        # The events sent are those at base + slot; the FIFO pops each one once it is out.
+        m.d.comb += fifo.peek_addr.eq(base + slot)
         event = Cat(
-            fifo.head_timestamp,
-            fifo.head_seq,
-            fifo.head_ab,
+            fifo.peek_timestamp,
+            fifo.peek_seq,
+            fifo.peek_ab,
             Const(0, 6),
-            fifo.head_overrun,
+            fifo.peek_overrun,
             Const(0, 7),
         )
         words = Array(
@@ -229,23 +252,29 @@ class FlyscanCore(wiring.Component):
             + [snap.slot_counts[ch] for ch in range(n)]
             + [Const(0, 32)]
         )
-        tx = Signal(8)
+        word_q = Signal(32)
+        m.d.sync += word_q.eq(words[word])
+        tx_next = Signal(8)
         with m.Switch(mode):
             with m.Case(Response.REG):
-                m.d.comb += tx.eq(Mux(pos < 4, reg_value.word_select(pos[:2], 8), 0))
+                m.d.sync += tx_next.eq(Mux(pos < 4, reg_value.word_select(pos[:2], 8), 0))
             with m.Case(Response.EDGES):
                 with m.If(pos == 0):
-                    m.d.comb += tx.eq(count[:8])
+                    m.d.sync += tx_next.eq(count[:8])
                 with m.Elif(pos == 1):
-                    m.d.comb += tx.eq(count[8:])
+                    m.d.sync += tx_next.eq(count[8:])
                 with m.Elif(slot < count):
-                    m.d.comb += tx.eq(event.word_select(slot_byte, 8))
+                    m.d.sync += tx_next.eq(event.word_select(slot_byte, 8))
+                with m.Else():
+                    m.d.sync += tx_next.eq(0)
             with m.Case(Response.SNAPSHOT):
                 with m.If(pos == 0):
-                    m.d.comb += tx.eq(snap.valid)
+                    m.d.sync += tx_next.eq(snap.valid)
                 with m.Else():
-                    m.d.comb += tx.eq(words[word].word_select(word_byte, 8))
-        m.d.comb += spi.tx_byte.eq(tx)
+                    m.d.sync += tx_next.eq(word_q.word_select(word_byte, 8))
+            with m.Default():
+                m.d.sync += tx_next.eq(0)
+        m.d.comb += spi.tx_byte.eq(tx_next)
 
         with m.If(spi.tx_load):
             m.d.sync += [
@@ -268,7 +297,9 @@ class FlyscanCore(wiring.Component):
                 with m.If((word_byte == 3) & (word != n + 2)):
                     m.d.sync += word.eq(word + 1)
         # An event leaves the FIFO once its slot's last byte has been clocked out.
-        m.d.comb += fifo.pop.eq(spi.rx_done & sending_slot_end)
+        pop = Signal()
+        m.d.sync += pop.eq(spi.rx_done & sending_slot_end)
+        m.d.comb += fifo.pop.eq(pop)
         with m.If(~spi.active):
             m.d.sync += sending_slot_end.eq(0)
         return m

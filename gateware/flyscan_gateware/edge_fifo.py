@@ -2,8 +2,12 @@
 
 An event is ``timestamp u64 | seq u32 | ab u2 | overrun u1``. When an edge arrives with the FIFO
 full the event is dropped: ``dropped`` strobes, ``overrun_count`` counts it, and the next event
-that is stored carries the overrun flag. ``head`` is the oldest event; it is valid from the
-cycle after the head last changed (a pop, a clear, or a push into an empty FIFO plus one).
+that is stored carries the overrun flag.
+
+Reading is by address, not by popping: a READ_EDGES sends the events at ``rd_ptr + i`` and pops
+each once its slot has gone out, so the read port can look ahead of the pops. ``peek_*`` show
+the event at ``peek_addr`` two cycles after the address was set (the RAM's own register, then
+one in the fabric, which keeps the RAM's slow clock-to-out off the response path).
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -29,10 +33,12 @@ class EdgeFifo(wiring.Component):
                 "clear": In(1),
                 "reset": In(1),
                 "pop": In(1),
-                "head_timestamp": Out(64),
-                "head_seq": Out(32),
-                "head_ab": Out(2),
-                "head_overrun": Out(1),
+                "rd_ptr": Out(range(depth)),
+                "peek_addr": In(range(depth)),
+                "peek_timestamp": Out(64),
+                "peek_seq": Out(32),
+                "peek_ab": Out(2),
+                "peek_overrun": Out(1),
                 "level": Out(range(depth + 1)),
                 "dropped": Out(1),
                 "overrun_count": Out(32),
@@ -45,30 +51,28 @@ class EdgeFifo(wiring.Component):
         wr = mem.write_port()
         rd = mem.read_port()
         wr_ptr = Signal(range(self.depth))
-        rd_ptr = Signal(range(self.depth))
         pending = Signal()
         full = self.level == self.depth
         # A clear in the same cycle makes room: the command acts before the edge.
         store = self.push & (~full | self.clear)
         drop = self.push & full & ~self.clear
         pop = self.pop & (self.level != 0) & ~self.clear
+        peek = Signal(EVENT_BITS)
+        m.d.sync += peek.eq(rd.data)
         m.d.comb += [
             wr.addr.eq(wr_ptr),
             wr.data.eq(
                 Cat(self.timestamp, self.seq, self.ab, pending & ~(self.clear | self.reset))
             ),
             wr.en.eq(store),
-            # Read ahead: the address of next cycle's head, so `head` follows a pop at once.
-            rd.addr.eq(Mux(self.clear, wr_ptr, rd_ptr + pop)),
+            rd.addr.eq(self.peek_addr),
             rd.en.eq(1),
-            Cat(self.head_timestamp, self.head_seq, self.head_ab, self.head_overrun).eq(
-                rd.data
-            ),
+            Cat(self.peek_timestamp, self.peek_seq, self.peek_ab, self.peek_overrun).eq(peek),
             self.dropped.eq(drop),
         ]
         m.d.sync += [
             wr_ptr.eq(wr_ptr + store),
-            rd_ptr.eq(rd.addr),
+            self.rd_ptr.eq(Mux(self.clear, wr_ptr, self.rd_ptr + pop)),
         ]
         with m.If(self.clear):
             m.d.sync += self.level.eq(store)

@@ -6,6 +6,11 @@ and ``q`` has been numbered since the reset (``q < next_seq``, or the numbers ha
 A stale slot from before the reset cannot hold a number issued since without having been
 written by that edge, so this equals FPGA.md's "written since the last reset" and needs no
 clearing of the RAM.
+
+A read (``read`` with ``read_slot``) shows the slot two cycles later (the RAM's register,
+then one in the fabric) and holds it until the next read; ``valid`` compares it with
+``asked`` then (``asked`` must be steady from the cycle after ``read`` on: whether it has been
+numbered yet is registered then, which keeps a 32-bit comparison off the response path).
 """
 
 from amaranth import Cat, Module, Signal
@@ -16,11 +21,12 @@ from amaranth.lib.wiring import In, Out
 
 class SnapshotRam(wiring.Component):
     def __init__(self, n_channels, counter_bits, depth):
-        if depth < 2 or depth & (depth - 1):
-            raise ValueError(f"snapshot depth {depth} is not a power of two ≥ 2")
+        if depth < 2 or depth & (depth - 1) or depth > 1 << 24:
+            raise ValueError(f"snapshot depth {depth} is not a power of two in 2..2^24")
         self.n_channels = n_channels
         self.counter_bits = counter_bits
         self.depth = depth
+        self.slot_bits = (depth - 1).bit_length()
         super().__init__(
             {
                 "write": In(1),
@@ -30,8 +36,8 @@ class SnapshotRam(wiring.Component):
                 "next_seq": In(32),
                 "wrapped": In(1),
                 "read": In(1),
-                "read_seq": In(32),
-                # From the cycle after `read` until the next one:
+                "read_slot": In(self.slot_bits),
+                "asked": In(32),
                 "valid": Out(1),
                 "slot_seq": Out(32),
                 "slot_live": Out(counter_bits),
@@ -45,19 +51,20 @@ class SnapshotRam(wiring.Component):
         m.submodules.mem = mem = Memory(shape=width, depth=self.depth, init=[])
         wr = mem.write_port()
         rd = mem.read_port()
-        abits = (self.depth - 1).bit_length()
+        data = Signal(width)
+        loaded = Signal()
+        m.d.sync += loaded.eq(self.read)
+        with m.If(loaded):
+            m.d.sync += data.eq(rd.data)
+        issued = Signal()
+        m.d.sync += issued.eq(self.wrapped | (self.asked < self.next_seq))
         m.d.comb += [
-            wr.addr.eq(self.seq[:abits]),
+            wr.addr.eq(self.seq[: self.slot_bits]),
             wr.data.eq(Cat(self.seq, self.live, *self.counts)),
             wr.en.eq(self.write),
-            rd.addr.eq(self.read_seq[:abits]),
+            rd.addr.eq(self.read_slot),
             rd.en.eq(self.read),
-            Cat(self.slot_seq, self.slot_live, *self.slot_counts).eq(rd.data),
+            Cat(self.slot_seq, self.slot_live, *self.slot_counts).eq(data),
+            self.valid.eq((self.slot_seq == self.asked) & issued),
         ]
-        asked = Signal(32)
-        with m.If(self.read):
-            m.d.sync += asked.eq(self.read_seq)
-        m.d.comb += self.valid.eq(
-            (self.slot_seq == asked) & (self.wrapped | (asked < self.next_seq))
-        )
         return m

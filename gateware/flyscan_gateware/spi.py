@@ -1,21 +1,25 @@
 """An oversampling SPI mode-0 target (CPOL 0, CPHA 0, MSB first).
 
 SCLK, CS_N and MOSI pass two-flip-flop synchronisers; the target acts on the synchronised
-SCLK rising edge, ``contract.SPI_EXEC_LATENCY`` cycles after the pin's. It samples MOSI there
-and shifts the next MISO bit out right after, so MISO changes ≥ 3 cycles after the host's
-sampling edge (hold) and must settle before the next rising edge: SCLK ≤ clock /
-``contract.MIN_CLOCKS_PER_SCLK``.
+SCLK rising edge, two cycles after the pin's. It samples MOSI there and shifts the next MISO
+bit out right after, so MISO changes ≥ 3 cycles after the host's sampling edge (hold).
 
 Byte interface: ``rx_done`` strobes in the cycle a byte's last bit is sampled, with
-``rx_byte`` and its index in the transaction ``rx_index`` (saturating at 7). In the next
-cycle ``tx_load`` strobes and the target takes ``tx_byte`` as the next byte to send. A
-transaction ends when CS_N rises; ``active`` is low from then on.
+``rx_byte`` and its index in the transaction ``rx_index`` (saturating at 7). ``TX_DELAY``
+cycles later ``tx_load`` strobes and the target takes ``tx_byte`` as the next byte to send:
+that leaves the command engine a pipelined path to its first response byte, which must be
+on MISO before the next SCLK rising edge: SCLK ≤ clock / ``contract.MIN_CLOCKS_PER_SCLK``
+(6 clocks make it exactly in time; 8 leave 2 cycles for pad delays and the host's setup).
+A transaction ends when CS_N rises; ``active`` is low from then on.
 """
 
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+
+#: Cycles from `rx_done` to `tx_load`.
+TX_DELAY = 3
 
 
 class SpiTarget(wiring.Component):
@@ -52,9 +56,9 @@ class SpiTarget(wiring.Component):
             self.rx_done.eq(rise & (bit == 7)),
             self.rx_index.eq(index),
         ]
-        load = Signal()
-        m.d.sync += load.eq(self.rx_done)
-        m.d.comb += self.tx_load.eq(load & ~cs_n)
+        load = Signal(TX_DELAY)
+        m.d.sync += load.eq(Cat(self.rx_done, load[:-1]))
+        m.d.comb += self.tx_load.eq(load[-1] & ~cs_n)
         with m.If(cs_n):
             m.d.sync += [bit.eq(0), index.eq(0), shift_out.eq(0), load.eq(0)]
         with m.Else():

@@ -5,7 +5,7 @@ from amaranth.sim import Simulator
 
 
 class SpiHost:
-    def __init__(self, dut, clocks_per_sclk=6):
+    def __init__(self, dut, clocks_per_sclk=8):
         self.dut = dut
         self.half = clocks_per_sclk // 2
         self.low = clocks_per_sclk - self.half

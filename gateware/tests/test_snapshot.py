@@ -21,9 +21,11 @@ def test_slots_valid_overwritten_and_stale_after_reset():
 
     async def read(ctx, seq):
         ctx.set(dut.read, 1)
-        ctx.set(dut.read_seq, seq)
+        ctx.set(dut.read_slot, seq % 4)
+        ctx.set(dut.asked, seq)
         await ctx.tick()
         ctx.set(dut.read, 0)
+        await ctx.tick()  # two cycles: the RAM's register and the fabric's
         return (ctx.get(dut.valid), ctx.get(dut.slot_seq), ctx.get(dut.slot_live),
                 ctx.get(dut.slot_counts[0]), ctx.get(dut.slot_counts[1]))
 
@@ -31,8 +33,10 @@ def test_slots_valid_overwritten_and_stale_after_reset():
         for s in range(6):
             await write(ctx, s)
         got["5"] = await read(ctx, 5)
+        await write(ctx, 6)
+        got["5 held"] = (ctx.get(dut.slot_seq), ctx.get(dut.slot_live))
         got["1"] = await read(ctx, 1)
-        got["6"] = await read(ctx, 6)
+        got["7"] = await read(ctx, 7)
         ctx.set(dut.next_seq, 0)  # a reset
         got["5 after reset"] = await read(ctx, 5)
         await write(ctx, 0)
@@ -40,7 +44,8 @@ def test_slots_valid_overwritten_and_stale_after_reset():
 
     run(dut, bench)
     assert got["5"] == (1, 5, 105, 50, 51)
+    assert got["5 held"] == (5, 105), "the slot read stays until the next read"
     assert got["1"][:2] == (0, 5), "slot 1 holds edge 5 now"
-    assert got["6"][0] == 0, "not numbered yet"
+    assert got["7"][0] == 0, "not numbered yet"
     assert got["5 after reset"][:2] == (0, 5)
     assert got["0 after reset"] == (1, 0, 100, 0, 1)
