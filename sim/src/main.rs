@@ -85,6 +85,12 @@ struct RunArgs {
     /// on; a hold tick far enough out keeps it short of the start however long the host takes.
     #[arg(long, default_value_t = ARM_TICK, requires = "firmware_cmd")]
     hold_tick: u64,
+    /// Device tick where the clock resumes at the arm and the motion starts (default: the hold
+    /// tick). On the RTL the simulator moves it past the cycle the design has reached (SPI
+    /// traffic before the arm takes bus time there) and announces it in `DEVICE_CLOCK`; a run
+    /// on the reference model given the same tick has the same stimulus.
+    #[arg(long, requires = "firmware_cmd")]
+    motion_tick: Option<u64>,
     /// Exit once the scan is complete and the line is idle for a second.
     #[arg(long)]
     exit_when_done: bool,
@@ -294,6 +300,17 @@ fn announce_device_clock(unix_s: f64, arm_tick: u64, ticks_per_s: f64) {
     let _ = out.flush();
 }
 
+/// Where the motion starts: `wanted`, or for an RTL register level that SPI traffic has
+/// already moved past it, the next whole million ticks at least a million past its cycle
+/// (room for the pulses before the first edge; ~0.1 s of simulation to get there).
+fn motion_tick(wanted: u64, rtl_cycle: Option<u64>) -> u64 {
+    const STEP: u64 = 1_000_000;
+    match rtl_cycle {
+        Some(c) if c + STEP > wanted => (c + 2 * STEP) / STEP * STEP,
+        _ => wanted,
+    }
+}
+
 /// Watches a device → host byte stream for `ScanDone`.
 #[derive(Default)]
 struct DoneWatch {
@@ -422,13 +439,17 @@ fn run_external(
                 // Under the model's lock, so no socket request advances it past the hold tick
                 // before the motion starts there.
                 let mut f = lock(&fpga);
-                f.advance_to(device_clock.hold_tick());
+                let motion = motion_tick(
+                    args.motion_tick.unwrap_or(device_clock.hold_tick()),
+                    f.register_cycle(),
+                );
+                f.advance_to(motion);
                 f.start_motion();
-                let at = device_clock.release();
+                let at = device_clock.release_at(motion);
                 released_at = Some(at);
                 announce_device_clock(
                     wall0 + at as f64 / clock.ticks_per_s(),
-                    device_clock.hold_tick(),
+                    motion,
                     clock.ticks_per_s(),
                 );
             }
@@ -462,8 +483,10 @@ fn run_external(
             {
                 done_at = Some(now);
                 if let Some(r) = released_at {
+                    let f = lock(&fpga);
                     let device_s =
-                        (lock(&fpga).now() - device_clock.hold_tick()) as f64 / sc.clock.hz as f64;
+                        f.now().saturating_sub(f.motion_start_tick()) as f64 / sc.clock.hz as f64;
+                    drop(f);
                     announce_pace(device_s, now.saturating_sub(r) as f64 / tps);
                 }
             }

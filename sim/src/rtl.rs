@@ -260,6 +260,10 @@ impl Registers for RtlRegisters {
         Some(self.rtl_now + 2 + 16 * u64::from(self.hello.half_period) * len as u64 + 2 + 4)
     }
 
+    fn cycle(&self) -> Option<u64> {
+        Some(self.rtl_now)
+    }
+
     fn stats(&self) -> FpgaStats {
         self.stats
     }

@@ -1,7 +1,8 @@
 //! The unchanged firmware binary against the gateware: `sim run --rtl-bridge` serves a
 //! Verilator build of `gateware/` behind the FPGA socket, with encoder and detector stimulus
 //! from the simulator's physics; a scan of 250 points gives the very point stream (and truth)
-//! that the same scenario gives on the reference model.
+//! that the same scenario, with the motion starting at the same tick, gives on the reference
+//! model.
 //!
 //! `cargo xtask test` builds the bridge for this scenario's FPGA (8 channels, 32-bit counters,
 //! 4096-deep FIFO and snapshot RAM) and the release binaries, and names them in
@@ -23,10 +24,6 @@ use std::time::{Duration, Instant};
 /// this 100 MHz design; where it cannot keep up, the device clock follows its pace.
 const SPEED: f64 = 1.0;
 const POINTS: usize = 250;
-/// Where the motion starts, in both runs: 0.2 s of device time, so the RTL, which only SPI
-/// traffic moves before the arm (a few M cycles per wall second), is short of it however long
-/// the host takes to arm (within reason), and catches up in ~1.5 s of simulation.
-const HOLD_TICK: u64 = 20_000_000;
 
 /// `FLYSCAN_RTL_SPEED` overrides [`SPEED`] (to find how fast the RTL keeps up).
 fn speed() -> f64 {
@@ -54,6 +51,8 @@ struct Run {
     /// The simulator's `PACE` line: device seconds from the arm until every point was out,
     /// and the wall seconds they took.
     pace: Option<(f64, f64)>,
+    /// The device tick the motion started at (`DEVICE_CLOCK` line).
+    motion_tick: Option<u64>,
 }
 
 fn scenario_text() -> String {
@@ -66,8 +65,9 @@ fn scenario_text() -> String {
     short
 }
 
-/// One `sim run` with the firmware binary, on the RTL when `bridge` is given.
-fn run(bin_dir: &Path, bridge: Option<&Path>, tag: &str) -> Run {
+/// One `sim run` with the firmware binary, on the RTL when `bridge` is given, the motion
+/// starting at `motion_tick` when given.
+fn run(bin_dir: &Path, bridge: Option<&Path>, motion_tick: Option<u64>, tag: &str) -> Run {
     let dir = std::env::temp_dir().join(format!("flyscan-rtl-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let text = scenario_text();
@@ -91,12 +91,13 @@ fn run(bin_dir: &Path, bridge: Option<&Path>, tag: &str) -> Run {
         .arg(dir.join("fpga.sock"))
         .arg("--speed")
         .arg(speed().to_string())
-        .arg("--hold-tick")
-        .arg(HOLD_TICK.to_string())
         .arg("--exit-when-done")
         .stdout(Stdio::piped());
     if let Some(b) = bridge {
         cmd.arg("--rtl-bridge").arg(b);
+    }
+    if let Some(t) = motion_tick {
+        cmd.arg("--motion-tick").arg(t.to_string());
     }
     let start = Instant::now();
     let mut child = KillOnDrop(cmd.spawn().unwrap());
@@ -155,15 +156,25 @@ fn run(bin_dir: &Path, bridge: Option<&Path>, tag: &str) -> Run {
     }
     let truth = std::fs::read_to_string(&truth).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let pace = rest.join().unwrap().lines().find_map(|l| {
+    let stdout = rest.join().unwrap();
+    let pace = stdout.lines().find_map(|l| {
         let mut w = l.strip_prefix("PACE ")?.split_whitespace();
         Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+    });
+    // `DEVICE_CLOCK <unix s> <motion tick> <ticks per s>`
+    let motion_tick = stdout.lines().find_map(|l| {
+        l.strip_prefix("DEVICE_CLOCK ")?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     });
     Run {
         truth,
         points: std::mem::take(&mut host.points),
         wall,
         pace,
+        motion_tick,
     }
 }
 
@@ -181,8 +192,14 @@ fn firmware_binary_on_the_rtl_streams_what_it_streams_on_the_reference_model() {
     };
     let (bridge, bin_dir) = (PathBuf::from(bridge), PathBuf::from(bin_dir));
     assert!(bridge.is_file(), "{} missing", bridge.display());
-    let rtl = run(&bin_dir, Some(&bridge), "rtl");
-    let model = run(&bin_dir, None, "model");
+    let rtl = run(&bin_dir, Some(&bridge), None, "rtl");
+    // SPI traffic before the arm moves the RTL's clock, so the simulator starts the motion
+    // past it; the reference model gets the same start, and so the same stimulus.
+    let motion = rtl
+        .motion_tick
+        .expect("the simulator announces the motion start");
+    let model = run(&bin_dir, None, Some(motion), "model");
+    assert_eq!(model.motion_tick, Some(motion));
     assert_eq!(rtl.points.len(), POINTS, "points on the RTL");
     assert_eq!(model.points.len(), POINTS, "points on the model");
     assert_eq!(rtl.truth, model.truth, "same stimulus, same truth");
