@@ -162,10 +162,13 @@ class FlyscanCore(wiring.Component):
             snap.live.eq(cnt.live),
             snap.next_seq.eq(seq),
             snap.wrapped.eq(wrapped),
-            # The slot is known from the header's second and third bytes: the read starts as
-            # the last byte arrives, so the slot is out of the RAM for the first response byte.
-            snap.read.eq(complete(c.CMD_READ_SNAPSHOT)),
-            snap.read_slot.eq(Cat(hdr[1], hdr[2], hdr[3])),
+            # The slot (seq mod depth ≤ 65536) is known from the header's second and third
+            # bytes: the RAM is read a byte before the header completes, so the slot and its
+            # comparison with the seq asked for are registered by the first response byte.
+            snap.read.eq(
+                spi.rx_done & (spi.rx_index == 3) & (cmd == c.CMD_READ_SNAPSHOT)
+            ),
+            snap.read_slot.eq(Cat(hdr[1], hdr[2])),
             snap.asked.eq(Cat(hdr[1], hdr[2], hdr[3], hdr[4])),
             self.drdy.eq(fifo.level != 0),
             self.capture.eq(enable),
@@ -238,7 +241,10 @@ class FlyscanCore(wiring.Component):
             m.d.sync += [pos.eq(0), slot_byte.eq(0), slot.eq(0), word.eq(0), word_byte.eq(0)]
 
         # The events sent are those at base + slot; the FIFO pops each one once it is out.
-        m.d.comb += fifo.peek_addr.eq(base + slot)
+        # (Registered: a slot's first byte is loaded ≥ 16 cycles after `slot` changes.)
+        peek_addr = Signal(range(self.fifo_depth))
+        m.d.sync += peek_addr.eq(base + slot)
+        m.d.comb += fifo.peek_addr.eq(peek_addr)
         event = Cat(
             fifo.peek_timestamp,
             fifo.peek_seq,

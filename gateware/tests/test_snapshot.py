@@ -25,7 +25,7 @@ def test_slots_valid_overwritten_and_stale_after_reset():
         ctx.set(dut.asked, seq)
         await ctx.tick()
         ctx.set(dut.read, 0)
-        await ctx.tick()  # two cycles: the RAM's register and the fabric's
+        await ctx.tick().repeat(3)  # the RAM's register, the fabric's, the comparison's
         return (ctx.get(dut.valid), ctx.get(dut.slot_seq), ctx.get(dut.slot_live),
                 ctx.get(dut.slot_counts[0]), ctx.get(dut.slot_counts[1]))
 
