@@ -4,7 +4,7 @@
   100 MHz sampling clock. Signals on the GPIO headers (GP/GN numbers as printed on the board);
   up to 32 detector channels.
 * ``icebreaker``: 1BitSquared iCEBreaker with an iCE40UP5K (SG48). 12 MHz oscillator → PLL →
-  48 MHz sampling clock. Signals on PMOD1A (encoder, gate, SPI, DRDY) and PMOD1B (8 detector
+  36 MHz sampling clock (the UP5K places this design at 42–45 MHz). Signals on PMOD1A (encoder, gate, SPI, DRDY) and PMOD1B (8 detector
   channels).
 
 ``docs/wiring.md`` is the prose version of these tables (and what to put between the pins and
@@ -93,7 +93,7 @@ class Ulx3s25fPlatform(LatticeECP5Platform):
 class IceBreakerPlatform(LatticeICE40Platform):
     device = "iCE40UP5K"
     package = "SG48"
-    clock_hz = 48_000_000
+    clock_hz = 36_000_000
     max_channels = 8
     resources = [
         Resource("clk12", 0, Pins("35", dir="i"), Clock(12e6),
@@ -147,10 +147,10 @@ class BoardTop(wiring.Component):
         else:
             # The oscillator pin feeds the PLL directly (it cannot also go through an input buffer).
             clk = platform.request("clk12", 0, dir="-")
-            # 12 MHz → 48 MHz (icepll -i 12 -o 48: DIVR 0, DIVF 63, DIVQ 4, FILTER_RANGE 1).
+            # 12 MHz → 36 MHz (icepll -i 12 -o 36: DIVR 0, DIVF 47, DIVQ 4, FILTER_RANGE 1).
             m.submodules.pll = Instance(
                 "SB_PLL40_PAD",
-                p_FEEDBACK_PATH="SIMPLE", p_DIVR=0, p_DIVF=63, p_DIVQ=4, p_FILTER_RANGE=1,
+                p_FEEDBACK_PATH="SIMPLE", p_DIVR=0, p_DIVF=47, p_DIVQ=4, p_FILTER_RANGE=1,
                 io_PACKAGEPIN=clk.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=clk_out, o_LOCK=locked,
             )

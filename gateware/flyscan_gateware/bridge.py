@@ -72,13 +72,58 @@ def build(args):
     return program
 
 
+def bench(program, clock_hz, cycles=50_000_000, repeats=3):
+    """Times the bridge simulating ``cycles`` clock cycles of the design with its inputs
+    toggling (an encoder edge every 5000 cycles, a pulse on every channel every 200): prints
+    cycles per second and the slowdown against real time, best and median of ``repeats``."""
+    import statistics
+    import struct
+    import time
+
+    rates = []
+    for _ in range(repeats):
+        p = subprocess.Popen([program], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        hello = p.stdout.read(8 + 24)
+        n_channels = struct.unpack("<6I", hello[8:])[0]
+        events = []
+        for t in range(10, cycles, 200):
+            for ch in range(n_channels):
+                events += [(t, 3 + ch, 1), (t + 1, 3 + ch, 0)]
+            if t % 5000 == 10:
+                events.append((t, (t // 5000) % 2, (t // 10000) % 2))
+        start = time.perf_counter()
+        for i in range(0, len(events), 100_000):
+            chunk = events[i:i + 100_000]
+            p.stdin.write(b"P" + struct.pack("<I", len(chunk)))
+            p.stdin.write(b"".join(struct.pack("<QBB", *e) for e in chunk))
+        p.stdin.write(b"A" + struct.pack("<Q", cycles) + b"S")
+        p.stdin.flush()
+        now, _ = struct.unpack("<QQ", p.stdout.read(16))
+        elapsed = time.perf_counter() - start
+        p.stdin.write(b"Q")
+        p.stdin.close()
+        p.wait()
+        assert now == cycles
+        rates.append(cycles / elapsed)
+    best, median = max(rates), statistics.median(rates)
+    print(f"{cycles} cycles, {n_channels} channels: best {best / 1e6:.1f} M cycles/s "
+          f"({clock_hz / best:.1f}x slower than real time at {clock_hz / 1e6:.0f} MHz), "
+          f"median {median / 1e6:.1f} M cycles/s ({clock_hz / median:.1f}x)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     add_design_args(p)
     p.add_argument("--half-period", type=int, default=5,
                    help="SCLK half period in clock cycles (5: 10 MHz SCLK at 100 MHz)")
     p.add_argument("--out-dir", required=True)
-    print(build(p.parse_args()))
+    p.add_argument("--bench", action="store_true",
+                   help="time the bridge's simulation rate after building it")
+    args = p.parse_args()
+    program = build(args)
+    if args.bench:
+        bench(program, args.clock_hz)
+    print(program)
 
 
 if __name__ == "__main__":

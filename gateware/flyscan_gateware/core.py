@@ -196,20 +196,25 @@ class FlyscanCore(wiring.Component):
             c.REG_TIME_LO: ts.value[:32],
             c.REG_TIME_HI: time_hi,
         }
+        # The address decoded one-hot as its byte arrives (registered a cycle before the read
+        # executes): the read is then an AND-OR of registers, short even on an iCE40.
+        sel = Signal(16)
+        m.d.sync += sel.eq(Mux(spi.rx_byte < 16, 1 << spi.rx_byte[:4], 0))
         reg_value = Signal(32)
         with m.If(read_reg):
-            with m.Switch(addr):
-                for a, value in regs.items():
-                    with m.Case(a):
-                        m.d.sync += reg_value.eq(value)
-                with m.Default():
-                    m.d.sync += reg_value.eq(0)
-        with m.If(read_reg & (addr == c.REG_TIME_LO)):
+            m.d.sync += reg_value.eq(
+                Cat(*[
+                    Cat(*[sel[a] & value.as_unsigned()[b] if b < len(value) else Const(0)
+                          for a, value in regs.items()]).any()
+                    for b in range(32)
+                ])
+            )
+        with m.If(read_reg & sel[c.REG_TIME_LO]):
             m.d.sync += time_hi.eq(ts.value[32:])
         # An overrun in the very cycle of the STATUS read is kept for the next read.
         with m.If(fifo.dropped):
             m.d.sync += status_overrun.eq(1)
-        with m.Elif(read_reg & (addr == c.REG_STATUS)):
+        with m.Elif(read_reg & sel[c.REG_STATUS]):
             m.d.sync += status_overrun.eq(0)
 
         # ---- responses ----
@@ -258,8 +263,14 @@ class FlyscanCore(wiring.Component):
             + [snap.slot_counts[ch] for ch in range(n)]
             + [Const(0, 32)]
         )
+        # Registered selections ahead of tx_next: the indexes change at a load, the next load
+        # is ≥ 16 cycles later.
         word_q = Signal(32)
-        m.d.sync += word_q.eq(words[word])
+        event_byte_q = Signal(8)
+        m.d.sync += [
+            word_q.eq(words[word]),
+            event_byte_q.eq(event.word_select(slot_byte, 8)),
+        ]
         tx_next = Signal(8)
         with m.Switch(mode):
             with m.Case(Response.REG):
@@ -270,7 +281,7 @@ class FlyscanCore(wiring.Component):
                 with m.Elif(pos == 1):
                     m.d.sync += tx_next.eq(count[8:])
                 with m.Elif(slot < count):
-                    m.d.sync += tx_next.eq(event.word_select(slot_byte, 8))
+                    m.d.sync += tx_next.eq(event_byte_q)
                 with m.Else():
                     m.d.sync += tx_next.eq(0)
             with m.Case(Response.SNAPSHOT):

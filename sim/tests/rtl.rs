@@ -11,13 +11,13 @@
 
 mod common;
 
-use common::TestHost;
+use common::{KillOnDrop, TestHost};
 use flyscan_protocol::Point;
 use flyscan_sim::Scenario;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Simulated seconds per wall second for both runs. The RTL bridge simulates ~10 M cycles/s of
@@ -31,17 +31,6 @@ fn speed() -> f64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(SPEED)
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 struct Run {
