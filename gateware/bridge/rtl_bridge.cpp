@@ -20,6 +20,7 @@
 // A request the bridge cannot honour (a pin change in the past, a bad pin) ends it with a
 // message on stderr and exit status 2; the simulator sees the pipe close.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -43,14 +44,22 @@ namespace {
 
 class Io {
   public:
+    // Buffered: a pin schedule is thousands of 10-byte records.
     void read(void* dst, size_t n) {
         auto* p = static_cast<uint8_t*>(dst);
         while (n > 0) {
-            ssize_t k = ::read(0, p, n);
-            if (k == 0) std::exit(0);  // the simulator went away: nothing left to do
-            if (k < 0) die("reading stdin failed");
+            if (in_at_ == in_len_) {
+                ssize_t k = ::read(0, in_, sizeof in_);
+                if (k == 0) std::exit(0);  // the simulator went away: nothing left to do
+                if (k < 0) die("reading stdin failed");
+                in_at_ = 0;
+                in_len_ = static_cast<size_t>(k);
+            }
+            const size_t k = std::min(n, in_len_ - in_at_);
+            std::memcpy(p, in_ + in_at_, k);
+            in_at_ += k;
             p += k;
-            n -= static_cast<size_t>(k);
+            n -= k;
         }
     }
     template <typename T> T get() {
@@ -75,6 +84,9 @@ class Io {
     }
 
   private:
+    uint8_t in_[1 << 16];
+    size_t in_at_ = 0;
+    size_t in_len_ = 0;
     std::vector<uint8_t> out_;
 };
 
@@ -160,7 +172,8 @@ class Bridge {
             set_pin(events_.top().pin, events_.top().level);
             events_.pop();
         }
-        top_->eval();
+        // Inputs only feed synchroniser flip-flops, so outputs settled by the last evaluation
+        // still hold: no evaluation is needed before the clock edge.
         if (top_->dropped & 1) dropped_++;
         top_->clk = 1;
         top_->eval();

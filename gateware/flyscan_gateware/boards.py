@@ -13,7 +13,7 @@ an encoder or a detector); ``tests/test_boards.py`` checks the two agree.
 
 from amaranth import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
 
@@ -111,6 +111,13 @@ class IceBreakerPlatform(LatticeICE40Platform):
 BOARDS = {"ulx3s-25f": Ulx3s25fPlatform, "icebreaker": IceBreakerPlatform}
 
 
+def _buffer(m, platform, name, direction, number=0):
+    """An I/O buffer on a board pin; returns its input (``"i"``) or output (``"o"``) signal."""
+    buf = io.Buffer(direction, platform.request(name, number, dir="-"))
+    m.submodules[f"{name}{number}_buf"] = buf
+    return buf.i if direction == "i" else buf.o
+
+
 class BoardTop(wiring.Component):
     """The core on a board: PLL, reset until lock, pins, and status LEDs (capture on, data
     ready, overrun seen since power-up)."""
@@ -120,16 +127,16 @@ class BoardTop(wiring.Component):
         super().__init__({})
 
     def elaborate(self, platform):
-        m = Module()
         n = self.core_args["n_channels"]
         if n > platform.max_channels:
             raise ValueError(f"{type(platform).__name__} has pins for {platform.max_channels} channels")
+        m = Module()
         m.domains.sync = ClockDomain()
         locked = Signal()
         clk_out = Signal()
         m.d.comb += ClockSignal("sync").eq(clk_out)
         if isinstance(platform, LatticeECP5Platform):
-            clk = platform.request("clk25", 0)
+            clk = _buffer(m, platform, "clk25", "i")
             # 25 MHz x 4 / 6 x ... : VCO 600 MHz, CLKOP 100 MHz (ecppll -i 25 -o 100).
             m.submodules.pll = Instance(
                 "EHXPLLL",
@@ -137,12 +144,12 @@ class BoardTop(wiring.Component):
                 p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
                 p_CLKI_DIV=1, p_CLKFB_DIV=4, p_CLKOP_DIV=6, p_CLKOP_CPHASE=2,
                 p_CLKOP_FPHASE=0, p_CLKOP_ENABLE="ENABLED", p_FEEDBK_PATH="CLKOP",
-                i_CLKI=clk.i, i_CLKFB=clk_out, i_RST=0, i_STDBY=0,
+                i_CLKI=clk, i_CLKFB=clk_out, i_RST=0, i_STDBY=0,
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
                 i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_CLKOP=clk_out, o_LOCK=locked,
             )
-            leds = [platform.request("led", i).o for i in range(8)]
+            leds = [_buffer(m, platform, "led", "o", i) for i in range(8)]
             status = {"capture": leds[0], "drdy": leds[1], "overrun": leds[2], "lock": leds[7]}
         else:
             # The oscillator pin feeds the PLL directly (it cannot also go through an input buffer).
@@ -154,29 +161,28 @@ class BoardTop(wiring.Component):
                 io_PACKAGEPIN=clk.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=clk_out, o_LOCK=locked,
             )
-            status = {"capture": platform.request("led_g", 0).o,
-                      "overrun": platform.request("led_r", 0).o}
+            status = {"capture": _buffer(m, platform, "led_g", "o"),
+                      "overrun": _buffer(m, platform, "led_r", "o")}
         if not isinstance(platform, LatticeECP5Platform):
             # nextpnr-ecp5 derives the PLL output's frequency itself.
             platform.add_clock_constraint(clk_out, platform.clock_hz)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
 
         m.submodules.core = core = FlyscanCore(clock_hz=platform.clock_hz, **self.core_args)
-        pin = lambda name: platform.request(name, 0)  # noqa: E731
-        miso = pin("miso")
+        m.submodules.miso_buf = miso = io.Buffer("io", platform.request("miso", 0, dir="-"))
         m.d.comb += [
-            core.enc_a.eq(pin("enc_a").i),
-            core.enc_b.eq(pin("enc_b").i),
-            core.gate.eq(pin("gate").i),
-            core.sclk.eq(pin("sclk").i),
-            core.mosi.eq(pin("mosi").i),
-            core.cs_n.eq(pin("cs_n").i),
+            core.enc_a.eq(_buffer(m, platform, "enc_a", "i")),
+            core.enc_b.eq(_buffer(m, platform, "enc_b", "i")),
+            core.gate.eq(_buffer(m, platform, "gate", "i")),
+            core.sclk.eq(_buffer(m, platform, "sclk", "i")),
+            core.mosi.eq(_buffer(m, platform, "mosi", "i")),
+            core.cs_n.eq(_buffer(m, platform, "cs_n", "i")),
             miso.o.eq(core.miso),
             miso.oe.eq(core.miso_oe),
-            pin("drdy").o.eq(core.drdy),
+            _buffer(m, platform, "drdy", "o").eq(core.drdy),
         ]
         for ch in range(n):
-            m.d.comb += core.det[ch].eq(pin(f"det{ch}").i)
+            m.d.comb += core.det[ch].eq(_buffer(m, platform, f"det{ch}", "i"))
         overrun_seen = Signal()
         with m.If(core.dropped):
             m.d.sync += overrun_seen.eq(1)

@@ -39,7 +39,8 @@ def tool_env():
 
 def yosys_cells(rpt_path):
     """Cell counts of the last statistics block in a yosys log (lines "   1563   SB_LUT4")."""
-    text = open(rpt_path).read()
+    with open(rpt_path) as f:
+        text = f.read()
     at = max(text.rfind("=== design hierarchy ==="), text.rfind("Number of cells"))
     if at < 0:
         return {}

@@ -9,7 +9,8 @@ WIRING = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "wiring.md"
 
 
 def table_after(heading):
-    text = open(WIRING).read()
+    with open(WIRING) as f:
+        text = f.read()
     rows, started = [], False
     for line in text[text.index(heading):].splitlines():
         if line.startswith("|"):

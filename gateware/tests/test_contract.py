@@ -10,7 +10,8 @@ FPGA_MD = os.path.join(os.path.dirname(__file__), "..", "..", "firmware-odroid",
 
 
 def table(heading):
-    text = open(FPGA_MD).read()
+    with open(FPGA_MD) as f:
+        text = f.read()
     at = text.index(heading)
     rows = []
     started = False
