@@ -283,10 +283,12 @@ fn rtl_bridge(root: &Path) -> Result<PathBuf> {
     .arg(target_dir(root).join("rtl-bridge"));
     let shown = format!("{cmd:?}").replace('"', "");
     eprintln!("\n==> {shown}");
+    let t = Instant::now();
     let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("could not start: {shown}"))?;
+    eprintln!("<== {:.1} s", t.elapsed().as_secs_f64());
     if !out.status.success() {
         bail!("failed ({}): {shown}", out.status);
     }
