@@ -54,11 +54,6 @@ impl FpgaModel {
         ModelDrdy { m: self.clone() }
     }
 
-    /// Runs `f` on the model itself (for what the convenience methods do not cover).
-    pub fn with<R>(&self, f: impl FnOnce(&mut RefModel) -> R) -> R {
-        f(&mut self.m.borrow_mut())
-    }
-
     /// Replaces the ID register (to test start-up checks).
     pub fn set_id(&self, id: u32) {
         self.m.borrow_mut().set_id(id);

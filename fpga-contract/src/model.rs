@@ -148,11 +148,6 @@ impl RefModel {
         self.cfg
     }
 
-    /// Detector channels modelled.
-    pub fn n_channels(&self) -> usize {
-        self.n
-    }
-
     /// Replaces the ID register (to test start-up checks).
     pub fn set_id(&mut self, id: u32) {
         self.id = id;
