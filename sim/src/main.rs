@@ -1,7 +1,8 @@
 //! `sim`: run a virtual flyscan device, or print the scan plan of a scenario.
 //!
 //! * `sim run --scenario FILE [--link PATH] [--truth FILE] [--firmware-cmd "CMD ARGS…"
-//!   [--rtl-bridge PATH]] [--seed N] [--speed X] [--socket PATH] [--exit-when-done]`
+//!   [--rtl-bridge PATH] [--hold-tick T] [--motion-tick T]] [--seed N] [--speed X]
+//!   [--socket PATH] [--exit-when-done]`
 //! * `sim plan --scenario FILE [--seed N]`
 
 use anyhow::{Context, Result, bail};
