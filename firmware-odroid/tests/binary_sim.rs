@@ -1,67 +1,24 @@
-//! The Linux binary against a simulator socket served by the in-memory FPGA model, with a pty
-//! as the serial line: start-up, a command round trip, and a clean SIGTERM shutdown.
+//! The Linux binary against a simulator socket served by the reference FPGA model (the FPGA
+//! contract crate's server), with a pty as the serial line: start-up, a command round trip,
+//! and a clean SIGTERM shutdown.
 #![allow(clippy::unwrap_used)]
 
-use embedded_hal::spi::{Operation, SpiDevice};
-use flyscan_firmware::fpga::model::{FpgaModel, ModelConfig};
+use flyscan_fpga_contract::model::{ModelConfig, RefModel};
+use flyscan_fpga_contract::socket::{Served, serve_connection};
 use flyscan_protocol::limits::MAX_ENCODED_FRAME;
 use flyscan_protocol::{Deframer, Message, MessageType};
 use serialport::SerialPort;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-/// Serves one connection with the model; returns true when the client said 'Q'.
-fn serve(listener: UnixListener) -> bool {
-    let (mut c, _) = listener.accept().unwrap();
-    let model = FpgaModel::new(ModelConfig::default());
-    let mut spi = model.spi();
-    let mut drdy = model.drdy();
-    loop {
-        let mut b = [0u8; 1];
-        if c.read_exact(&mut b).is_err() {
-            return false;
-        }
-        match b[0] {
-            b'Q' => return true,
-            b'R' => {
-                use embedded_hal::digital::InputPin;
-                let v = drdy.is_high().unwrap();
-                c.write_all(&[u8::from(v)]).unwrap();
-            }
-            b'T' => {
-                let mut n = [0u8; 1];
-                c.read_exact(&mut n).unwrap();
-                let mut writes: Vec<Vec<u8>> = Vec::new();
-                let mut reads: Vec<usize> = Vec::new();
-                for _ in 0..n[0] {
-                    let mut h = [0u8; 5];
-                    c.read_exact(&mut h).unwrap();
-                    let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
-                    match h[0] {
-                        0 => {
-                            let mut d = vec![0u8; len];
-                            c.read_exact(&mut d).unwrap();
-                            writes.push(d);
-                        }
-                        1 => reads.push(len),
-                        k => panic!("unexpected op kind {k}"),
-                    }
-                }
-                let mut resp = vec![0u8; reads.iter().sum()];
-                let mut ops: Vec<Operation<'_, u8>> =
-                    writes.iter().map(|w| Operation::Write(w)).collect();
-                if !resp.is_empty() {
-                    ops.push(Operation::Read(&mut resp));
-                }
-                spi.transaction(&mut ops).unwrap();
-                drop(ops);
-                c.write_all(&resp).unwrap();
-            }
-            other => panic!("unexpected request {other}"),
-        }
-    }
+/// Serves one connection with the model; returns how it ended.
+fn serve(listener: UnixListener) -> Served {
+    let (c, _) = listener.accept().unwrap();
+    let mut model = RefModel::new(ModelConfig::default());
+    serve_connection(c, &mut model, &AtomicBool::new(false)).unwrap()
 }
 
 #[test]
@@ -114,6 +71,10 @@ fn binary_talks_to_the_simulator_and_shuts_down_cleanly() {
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(server.join().unwrap(), "simulator got a quit request");
+    assert_eq!(
+        server.join().unwrap(),
+        Served::Quit,
+        "simulator got a quit request"
+    );
     let _ = std::fs::remove_file(&dir);
 }

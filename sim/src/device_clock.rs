@@ -63,10 +63,13 @@ impl HeldClock {
 }
 
 /// The hold rule over a [`WallClock`], shared between threads: clones see the same release.
+/// The clock may also jump forward at the release ([`DeviceClock::release_at`]).
 #[derive(Debug, Clone)]
 pub struct DeviceClock {
     wall: WallClock,
     t0: u64,
+    /// Device tick at the release (`t0` unless released at a later tick).
+    start: Arc<AtomicU64>,
     /// Wall tick of the release, or [`HELD`].
     released_at: Arc<AtomicU64>,
 }
@@ -77,6 +80,7 @@ impl DeviceClock {
         Self {
             wall,
             t0,
+            start: Arc::new(AtomicU64::new(t0)),
             released_at: Arc::new(AtomicU64::new(HELD)),
         }
     }
@@ -90,7 +94,7 @@ impl DeviceClock {
     pub fn ticks(&self) -> u64 {
         match self.released_at.load(Ordering::Acquire) {
             HELD => self.t0,
-            r => self.t0 + self.wall.ticks().saturating_sub(r),
+            r => self.start.load(Ordering::Acquire) + self.wall.ticks().saturating_sub(r),
         }
     }
 
@@ -101,6 +105,15 @@ impl DeviceClock {
     /// lock, after `start_motion`: readers lock the model before reading the clock, so none
     /// can advance the model past the hold tick first.
     pub fn release(&self) -> u64 {
+        self.release_at(self.t0)
+    }
+
+    /// As [`DeviceClock::release`], the clock jumping to device tick `start` (≥ the hold
+    /// tick) first: nothing happened while it was held, so where it resumes is a choice.
+    pub fn release_at(&self, start: u64) -> u64 {
+        if self.released_at.load(Ordering::Acquire) == HELD {
+            self.start.store(start.max(self.t0), Ordering::Release);
+        }
         let now = self.wall.ticks().min(HELD - 1);
         match self
             .released_at
@@ -149,5 +162,15 @@ mod tests {
         assert!(c.released());
         assert_eq!(c.release(), r, "the first release stands");
         assert!(c.ticks() >= 42);
+    }
+
+    #[test]
+    fn device_clock_can_resume_later_than_it_was_held() {
+        let c = DeviceClock::new(WallClock::new(100_000_000, 1.0), 42);
+        let other = c.clone();
+        other.release_at(5_000);
+        assert!(c.ticks() >= 5_000, "clones see the jump");
+        c.release_at(9_000_000);
+        assert!(c.ticks() < 9_000_000, "the first release stands");
     }
 }

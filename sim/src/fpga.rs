@@ -1,9 +1,13 @@
-//! The FPGA model: implements firmware-odroid/FPGA.md (constants from its `regs.rs`) on top of
-//! the encoder and detector models, and feeds the ground-truth reference with what happens.
+//! The simulated FPGA: the physics (encoder, detectors) in front of a register-level FPGA
+//! ([`Registers`]), and the ground-truth reference fed with what happens.
 //!
-//! Time is explicit: [`FpgaModel::advance_to`] moves the model's clock and produces every edge
-//! up to then; SPI accesses act at the current clock. Detector pulses are drawn only at edges
-//! and at counter resets, so the numbers do not depend on how often the model is advanced.
+//! The register level is the FPGA contract crate's reference model ([`ModelRegisters`]) or the
+//! gateware itself in an RTL simulator (`crate::rtl`); the physics tells it, in clock ticks,
+//! when the synchronised A/B change and how many detector pulses fall between two observations.
+//!
+//! Time is explicit: [`FpgaModel::advance_to`] moves the clock and produces every edge up to
+//! then; SPI accesses act at the current clock. Detector pulses are drawn only at edges and at
+//! counter resets, so the numbers do not depend on how often the model is advanced.
 //!
 //! [`SpiHandle`] and [`DrdyHandle`] expose a shared model as embedded-hal 1.0 `SpiDevice` and
 //! `InputPin`, so the firmware's own driver runs against it unchanged.
@@ -11,8 +15,9 @@
 use crate::detectors::Counters;
 use crate::encoder::{Encoder, EncoderStats};
 use crate::truth::Reference;
-use flyscan_firmware::fpga::regs::{self, reg};
-use std::collections::VecDeque;
+use flyscan_fpga_contract::model::{ModelConfig, ModelStats, RefModel};
+use flyscan_fpga_contract::regs::{self, reg};
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Static parameters of the modelled FPGA design.
@@ -32,82 +37,170 @@ pub struct FpgaParams {
     pub version: u32,
 }
 
-/// What the model has seen, for reports.
+impl FpgaParams {
+    /// The contract model's geometry for these parameters.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            clock_hz: u32::try_from(self.clock_hz).unwrap_or(u32::MAX),
+            n_channels: self.n_channels,
+            counter_bits: self.counter_bits,
+            fifo_depth: self.fifo_depth,
+            snapshot_depth: self.snapshot_depth,
+        }
+    }
+}
+
+/// What the register level has done, for reports.
+pub type FpgaStats = ModelStats;
+
+/// The register level of the FPGA, driven by the physics in clock ticks. Calls come in time
+/// order: `pulses(from, to, …)` and `edge(to, …)` for each edge, `advance_to` whenever the
+/// clock moves, `exchange` at the current clock.
+pub trait Registers: Send + std::fmt::Debug {
+    /// Time passes up to `tick` (never backwards).
+    fn advance_to(&mut self, tick: u64) -> io::Result<()>;
+    /// `counts[ch]` detector pulses are counted on channel `ch` after cycle `from` and before
+    /// cycle `to` (so an edge at `to` sees them).
+    fn pulses(&mut self, from: u64, to: u64, counts: &[u32]) -> io::Result<()>;
+    /// The synchronised A/B take `ab` at cycle `tick`.
+    fn edge(&mut self, tick: u64, ab: u8) -> io::Result<()>;
+    /// One SPI transaction (MOSI bytes in, MISO bytes out) at the current clock.
+    fn exchange(&mut self, mosi: &[u8]) -> io::Result<Vec<u8>>;
+    /// The `DRDY` line now.
+    fn data_ready(&mut self) -> io::Result<bool>;
+    /// The cycle a transaction of `len` bytes starting now will end at, for a register level
+    /// whose transactions take clock time (the RTL); `None` when they take none.
+    fn transaction_end(&self, len: usize) -> Option<u64>;
+    /// The clock cycle a register level that simulates cycles has reached (`None` for one
+    /// whose time is only what it is told).
+    fn cycle(&self) -> Option<u64>;
+    /// What it has done.
+    fn stats(&self) -> FpgaStats;
+}
+
+/// How the physics drives a register level that simulates clock cycles (the RTL).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FpgaStats {
-    /// SPI transactions served.
-    pub transactions: u64,
-    /// Edge events stored in the FIFO.
-    pub events_stored: u64,
-    /// Edge events dropped (FIFO full).
-    pub events_dropped: u64,
-    /// Most events ever in the FIFO.
-    pub fifo_high_water: u32,
-    /// Counter resets written.
-    pub resets: u64,
+pub struct Pacing {
+    /// Ticks the physics runs ahead of the clock, so the RTL gets its pin changes before it
+    /// gets there.
+    pub lookahead: u64,
+    /// Most ticks one [`FpgaModel::advance_to`] moves the clock once the motion runs: the
+    /// device clock then follows the RTL's pace instead of running away from it on a busy
+    /// machine (which the firmware would see as a stalled FPGA and a FIFO overrun).
+    pub max_step: u64,
+}
+
+/// The contract's reference model as the register level.
+#[derive(Debug)]
+pub struct ModelRegisters(pub RefModel);
+
+impl Registers for ModelRegisters {
+    fn advance_to(&mut self, tick: u64) -> io::Result<()> {
+        self.0.advance_to(tick);
+        Ok(())
+    }
+
+    fn pulses(&mut self, _from: u64, to: u64, counts: &[u32]) -> io::Result<()> {
+        // All in the last cycle before `to`: where in the interval they fall is invisible.
+        self.0.advance_to(to.saturating_sub(1));
+        for (ch, &n) in counts.iter().enumerate() {
+            self.0.count(ch, n);
+        }
+        Ok(())
+    }
+
+    fn edge(&mut self, tick: u64, ab: u8) -> io::Result<()> {
+        self.0.advance_to(tick);
+        self.0.set_ab(ab);
+        Ok(())
+    }
+
+    fn exchange(&mut self, mosi: &[u8]) -> io::Result<Vec<u8>> {
+        Ok(self.0.exchange_vec(mosi))
+    }
+
+    fn data_ready(&mut self) -> io::Result<bool> {
+        Ok(self.0.data_ready())
+    }
+
+    fn transaction_end(&self, _len: usize) -> Option<u64> {
+        None
+    }
+
+    fn cycle(&self) -> Option<u64> {
+        None
+    }
+
+    fn stats(&self) -> FpgaStats {
+        self.0.stats()
+    }
 }
 
 /// The model.
 #[derive(Debug)]
 pub struct FpgaModel {
     p: FpgaParams,
-    mask: u64,
     now: u64,
     encoder: Encoder,
     counters: Counters,
     /// Last true count seen (for detector rates).
     true_count: i64,
     ab: u8,
-    enabled: bool,
-    reset_tick: u64,
-    count_base: Vec<u64>,
-    seq: u32,
-    fifo: VecDeque<[u8; regs::EDGE_EVENT_LEN]>,
-    lost_since_stored: bool,
-    status_overrun: bool,
-    overrun_count: u32,
-    /// Per slot: Some(seq) once written since the last reset.
-    snap_seq: Vec<Option<u32>>,
-    snap_live: Vec<u32>,
-    snap_counts: Vec<u32>,
-    time_hi: u32,
+    /// Tick of the last detector observation (edge or reset).
+    observed: u64,
+    /// Counter totals handed to the register level so far.
+    fed: Vec<u64>,
+    regs: Box<dyn Registers>,
+    /// The first error of the register level; the model answers zeros after it.
+    failure: Option<String>,
+    /// How a register level that simulates clock cycles is driven (zero for the model).
+    pacing: Pacing,
     truth: Reference,
-    stats: FpgaStats,
 }
 
 impl FpgaModel {
     /// A powered-up FPGA (clock 0, capture off) on `encoder` and `counters`, reporting to
-    /// `truth`.
+    /// `truth`, with the reference model as its register level.
     pub fn new(p: FpgaParams, encoder: Encoder, counters: Counters, truth: Reference) -> Self {
+        let mut m = RefModel::new(p.model_config());
+        m.set_version(p.version);
+        Self::with_registers(
+            p,
+            encoder,
+            counters,
+            truth,
+            Box::new(ModelRegisters(m)),
+            Pacing::default(),
+        )
+    }
+
+    /// As [`FpgaModel::new`] on another register level (e.g. the gateware in an RTL simulator),
+    /// driven with `pacing`. Edges and pulse counts do not depend on the pacing (they are drawn
+    /// at edges and resets only, and resets happen before the motion), so the stimulus is the
+    /// same as the reference model's.
+    pub fn with_registers(
+        p: FpgaParams,
+        encoder: Encoder,
+        counters: Counters,
+        truth: Reference,
+        regs: Box<dyn Registers>,
+        pacing: Pacing,
+    ) -> Self {
         let n = usize::from(p.n_channels);
-        let depth = p.snapshot_depth as usize;
         let ab = encoder.ab_now();
         Self {
             p,
-            mask: if p.counter_bits >= 32 {
-                u64::from(u32::MAX)
-            } else {
-                (1u64 << p.counter_bits) - 1
-            },
             now: 0,
             encoder,
             counters,
             true_count: 0,
             ab,
-            enabled: false,
-            reset_tick: 0,
-            count_base: vec![0; n],
-            seq: 0,
-            fifo: VecDeque::new(),
-            lost_since_stored: false,
-            status_overrun: false,
-            overrun_count: 0,
-            snap_seq: vec![None; depth],
-            snap_live: vec![0; depth],
-            snap_counts: vec![0; depth * n],
-            time_hi: 0,
+            observed: 0,
+            fed: vec![0; n],
+            regs,
+            failure: None,
+            pacing,
             truth,
-            stats: FpgaStats::default(),
         }
     }
 
@@ -124,9 +217,19 @@ impl FpgaModel {
     /// Starts the motor at the current clock and arms the reference compare.
     pub fn start_motion(&mut self) {
         if self.encoder.motion_start().is_none() {
+            if self.pacing.lookahead > 0 && self.failure.is_none() {
+                // The RTL must not have passed the start (see `advance_to`).
+                let r = self.regs.advance_to(self.now);
+                self.check(r);
+            }
             self.encoder.start_motion(self.now);
             self.truth.arm();
         }
+    }
+
+    /// Tick the motion started at (0 before).
+    pub fn motion_start_tick(&self) -> u64 {
+        self.encoder.motion_start().unwrap_or(0)
     }
 
     /// True once the motion started.
@@ -149,191 +252,136 @@ impl FpgaModel {
         self.encoder.stats()
     }
 
-    /// Model counters.
-    pub fn stats(&self) -> FpgaStats {
-        self.stats
+    /// The cycle an RTL register level has reached (`None` for the reference model).
+    pub fn register_cycle(&self) -> Option<u64> {
+        self.regs.cycle()
     }
 
-    /// Events waiting in the FIFO.
-    pub fn fifo_level(&self) -> usize {
-        self.fifo.len()
+    /// Register-level counters.
+    pub fn stats(&self) -> FpgaStats {
+        self.regs.stats()
+    }
+
+    /// The first error of the register level (an RTL simulator that died), if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn check<T: Default>(&mut self, r: io::Result<T>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                self.failure
+                    .get_or_insert_with(|| format!("FPGA register level: {e}"));
+                T::default()
+            }
+        }
     }
 
     /// The data-ready line.
-    pub fn data_ready(&self) -> bool {
-        !self.fifo.is_empty()
+    pub fn data_ready(&mut self) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        let r = self.regs.data_ready();
+        self.check(r)
     }
 
-    /// Moves the clock to `tick` (never backwards), producing every edge up to it.
-    pub fn advance_to(&mut self, tick: u64) {
+    /// Draws the detector pulses up to `tick` and hands the new ones to the register level as
+    /// counted between the last observation and `until` (or drops them, when a counter reset
+    /// is about to zero them anyway).
+    fn observe(&mut self, tick: u64, until: Option<u64>) {
+        self.counters.advance(tick, self.true_count, true);
+        let counts: Vec<u32> = self
+            .counters
+            .totals()
+            .iter()
+            .zip(&mut self.fed)
+            .map(|(&t, f)| {
+                // Only the low COUNTER_BITS matter to the FPGA; 32 bits carry them.
+                let d = t.wrapping_sub(*f) as u32;
+                *f = t;
+                d
+            })
+            .collect();
+        if let Some(until) = until
+            && self.failure.is_none()
+            && counts.iter().any(|&c| c != 0)
+        {
+            let r = self.regs.pulses(self.observed, until, &counts);
+            self.check(r);
+        }
+        self.observed = tick;
+    }
+
+    /// Produces every edge up to `tick`: to the truth, and to the register level.
+    fn physics_to(&mut self, tick: u64) {
         while let Some(e) = self.encoder.next_visible(tick) {
-            self.counters.advance(e.tick, self.true_count, true);
+            self.observe(e.tick, Some(e.tick));
             self.true_count = e.true_count;
             self.ab = e.ab;
             self.truth
                 .edge(e.tick, e.ab, e.true_count, self.counters.totals());
-            if self.enabled {
-                self.record_edge(e.tick, e.ab);
+            if self.failure.is_none() {
+                let r = self.regs.edge(e.tick, e.ab);
+                self.check(r);
             }
         }
-        self.now = self.now.max(tick);
     }
 
-    fn record_edge(&mut self, tick: u64, ab: u8) {
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
-        let depth = self.p.snapshot_depth as usize;
-        let slot = seq as usize & (depth - 1);
-        let n = usize::from(self.p.n_channels);
-        self.snap_seq[slot] = Some(seq);
-        self.snap_live[slot] = (tick.wrapping_sub(self.reset_tick) & self.mask) as u32;
-        for ch in 0..n {
-            let v = self.counters.totals()[ch].wrapping_sub(self.count_base[ch]) & self.mask;
-            self.snap_counts[slot * n + ch] = v as u32;
-        }
-        if self.fifo.len() >= self.p.fifo_depth as usize {
-            self.lost_since_stored = true;
-            self.status_overrun = true;
-            self.overrun_count = self.overrun_count.wrapping_add(1);
-            self.stats.events_dropped += 1;
-            return;
-        }
-        let mut ev = [0u8; regs::EDGE_EVENT_LEN];
-        ev[0..8].copy_from_slice(&tick.to_le_bytes());
-        ev[8..12].copy_from_slice(&seq.to_le_bytes());
-        ev[12] = ab & 3;
-        ev[13] = if std::mem::take(&mut self.lost_since_stored) {
-            regs::EDGE_FLAG_OVERRUN
+    /// Moves the clock to `tick` (never backwards; once the motion runs, at most the pacing's
+    /// `max_step` at a time), producing every edge up to it (and up to the look-ahead beyond).
+    pub fn advance_to(&mut self, tick: u64) {
+        let tick = if self.pacing.max_step > 0 && self.motion_started() {
+            tick.min(self.now + self.pacing.max_step)
         } else {
-            0
+            tick
         };
-        self.fifo.push_back(ev);
-        self.stats.events_stored += 1;
-        self.stats.fifo_high_water = self.stats.fifo_high_water.max(self.fifo.len() as u32);
-    }
-
-    /// Reads a register.
-    pub fn read_reg(&mut self, addr: u8) -> u32 {
-        match addr {
-            reg::ID => regs::ID_MAGIC,
-            reg::VERSION => self.p.version,
-            reg::CLOCK_HZ => u32::try_from(self.p.clock_hz).unwrap_or(u32::MAX),
-            reg::N_CHANNELS => u32::from(self.p.n_channels),
-            reg::COUNTER_BITS => u32::from(self.p.counter_bits),
-            reg::EDGE_FIFO_DEPTH => self.p.fifo_depth,
-            reg::SNAPSHOT_DEPTH => self.p.snapshot_depth,
-            reg::CONTROL => u32::from(self.enabled),
-            reg::STATUS => {
-                let mut v = 0;
-                if !self.fifo.is_empty() {
-                    v |= regs::STATUS_READY;
-                }
-                if std::mem::take(&mut self.status_overrun) {
-                    v |= regs::STATUS_OVERRUN;
-                }
-                v
-            }
-            reg::EDGE_FIFO_LEVEL => self.fifo.len() as u32,
-            reg::OVERRUN_COUNT => self.overrun_count,
-            reg::AB_NOW => u32::from(self.ab),
-            reg::TIME_LO => {
-                self.time_hi = (self.now >> 32) as u32;
-                self.now as u32
-            }
-            reg::TIME_HI => self.time_hi,
-            _ => 0,
+        self.physics_to(tick + self.pacing.lookahead);
+        self.now = self.now.max(tick);
+        // An RTL register level (one with a look-ahead) waits for the motion: before the arm
+        // the device clock is held, but each SPI transaction takes bus time in the RTL, so it
+        // drifts a little past wherever it is. Kept near cycle 0 until then, it can still be
+        // at the hold tick when the motion starts there, as on the reference model.
+        let waits = self.pacing.lookahead > 0 && !self.motion_started();
+        if self.failure.is_none() && !waits {
+            let r = self.regs.advance_to(self.now);
+            self.check(r);
         }
-    }
-
-    /// Writes a register (only CONTROL is writable).
-    pub fn write_reg(&mut self, addr: u8, value: u32) {
-        if addr != reg::CONTROL {
-            return;
-        }
-        if value & regs::CONTROL_RESET != 0 {
-            self.counters.advance(self.now, self.true_count, true);
-            self.reset_tick = self.now;
-            self.count_base = self.counters.totals().to_vec();
-            self.seq = 0;
-            self.overrun_count = 0;
-            self.snap_seq.iter_mut().for_each(|s| *s = None);
-            self.stats.resets += 1;
-            self.truth.reset(self.ab, self.true_count);
-        }
-        if value & regs::CONTROL_CLEAR_FIFO != 0 {
-            self.fifo.clear();
-            self.lost_since_stored = false;
-        }
-        self.enabled = value & regs::CONTROL_ENABLE != 0;
-    }
-
-    /// Pops up to `n` events into a READ_EDGES response (`count u16` + `n` slots).
-    pub fn read_edges(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(regs::MAX_EDGES_PER_READ);
-        let count = n.min(self.fifo.len());
-        let mut out = Vec::with_capacity(2 + n * regs::EDGE_EVENT_LEN);
-        out.extend_from_slice(&(count as u16).to_le_bytes());
-        for _ in 0..count {
-            if let Some(ev) = self.fifo.pop_front() {
-                out.extend_from_slice(&ev);
-            }
-        }
-        out.resize(2 + n * regs::EDGE_EVENT_LEN, 0);
-        out
-    }
-
-    /// A READ_SNAPSHOT response for edge `seq`.
-    pub fn read_snapshot(&self, seq: u32) -> Vec<u8> {
-        let n = usize::from(self.p.n_channels);
-        let slot = seq as usize & (self.p.snapshot_depth as usize - 1);
-        let mut out = Vec::with_capacity(regs::snapshot_len(n));
-        let stored = self.snap_seq[slot];
-        out.push(u8::from(stored == Some(seq)));
-        out.extend_from_slice(&stored.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&self.snap_live[slot].to_le_bytes());
-        for ch in 0..n {
-            out.extend_from_slice(&self.snap_counts[slot * n + ch].to_le_bytes());
-        }
-        out
     }
 
     /// Runs one SPI transaction given as the bytes written on MOSI (reads clock out 0x00);
-    /// returns the MISO bytes, one per MOSI byte. The command header is decoded as soon as it
-    /// is complete; the response follows it directly.
-    pub fn spi_exchange(&mut self, mosi: &[u8]) -> Vec<u8> {
-        self.stats.transactions += 1;
-        let mut miso = vec![0u8; mosi.len()];
-        let Some(&cmd) = mosi.first() else {
-            return miso;
-        };
-        let hdr_len = match cmd {
-            regs::CMD_READ_REG => 2,
-            regs::CMD_WRITE_REG => 6,
-            regs::CMD_READ_EDGES => 3,
-            regs::CMD_READ_SNAPSHOT => 5,
-            _ => return miso,
-        };
-        if mosi.len() < hdr_len {
-            // CS rose before the header was complete: the command is aborted.
-            return miso;
+    /// returns the MISO bytes, one per MOSI byte. A counter reset in it is also the moment the
+    /// physics' detector totals and the truth restart.
+    pub fn spi_exchange(&mut self, mosi: &[u8]) -> io::Result<Vec<u8>> {
+        if let Some(f) = &self.failure {
+            return Err(io::Error::other(f.clone()));
         }
-        let h = &mosi[..hdr_len];
-        let resp = match cmd {
-            regs::CMD_READ_REG => self.read_reg(h[1]).to_le_bytes().to_vec(),
-            regs::CMD_WRITE_REG => {
-                self.write_reg(h[1], u32::from_le_bytes([h[2], h[3], h[4], h[5]]));
-                Vec::new()
+        if let [regs::CMD_WRITE_REG, reg::CONTROL, v0, ..] = *mosi
+            && mosi.len() >= 6
+            && u32::from(v0) & regs::CONTROL_RESET != 0
+        {
+            if self.observed > self.now {
+                // The physics ran ahead and already handed later pulses over.
+                let msg = "a counter reset while the motor moves cannot be replayed on the RTL";
+                self.failure.get_or_insert_with(|| msg.to_owned());
+                return Err(io::Error::other(msg));
             }
-            regs::CMD_READ_EDGES => {
-                let n = usize::from(u16::from_le_bytes([h[1], h[2]]));
-                self.read_edges(n)
-            }
-            _ => self.read_snapshot(u32::from_le_bytes([h[1], h[2], h[3], h[4]])),
-        };
-        for (m, r) in miso[hdr_len..].iter_mut().zip(resp) {
-            *m = r;
+            // Pulses up to now would be counted before the reset and zeroed by it.
+            self.observe(self.now, None);
+            self.truth.reset(self.ab, self.true_count);
         }
-        miso
+        if let Some(end) = self.regs.transaction_end(mosi.len()) {
+            // Edges during a long transaction (a READ_EDGES of 256 events is ~3 ms at 10 MHz
+            // SCLK) must reach the RTL's pins before it gets there.
+            self.physics_to(end + self.pacing.lookahead);
+        }
+        let r = self.regs.exchange(mosi);
+        if let Err(e) = &r {
+            self.failure
+                .get_or_insert_with(|| format!("FPGA register level: {e}"));
+        }
+        r
     }
 }
 
@@ -346,7 +394,7 @@ pub fn lock(m: &SharedFpga) -> MutexGuard<'_, FpgaModel> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// SPI errors of the model (none happen; the type exists for the trait).
+/// SPI error of the model: its register level failed (an RTL simulator that died).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpiModelError;
 
@@ -364,9 +412,12 @@ impl embedded_hal::spi::ErrorType for SpiHandle {
     type Error = SpiModelError;
 }
 
-/// Flattens a transaction's operations into MOSI bytes and runs it; `apply` gets the MISO
-/// bytes back in the same layout. Shared by the in-process handle and the socket server.
-pub fn run_transaction(model: &mut FpgaModel, ops: &mut [embedded_hal::spi::Operation<'_, u8>]) {
+/// Flattens a transaction's operations into MOSI bytes, runs it, and copies the MISO bytes
+/// back into the reading operations.
+pub fn run_transaction(
+    model: &mut FpgaModel,
+    ops: &mut [embedded_hal::spi::Operation<'_, u8>],
+) -> io::Result<()> {
     use embedded_hal::spi::Operation;
     let mut mosi = Vec::new();
     for op in ops.iter() {
@@ -382,7 +433,10 @@ pub fn run_transaction(model: &mut FpgaModel, ops: &mut [embedded_hal::spi::Oper
             Operation::DelayNs(_) => {}
         }
     }
-    let miso = model.spi_exchange(&mosi);
+    let miso = model.spi_exchange(&mosi)?;
+    if miso.len() != mosi.len() {
+        return Err(io::Error::other("the FPGA answered a short transaction"));
+    }
     let mut at = 0;
     for op in ops.iter_mut() {
         match op {
@@ -403,6 +457,7 @@ pub fn run_transaction(model: &mut FpgaModel, ops: &mut [embedded_hal::spi::Oper
             Operation::DelayNs(_) => {}
         }
     }
+    Ok(())
 }
 
 impl embedded_hal::spi::SpiDevice for SpiHandle {
@@ -410,8 +465,7 @@ impl embedded_hal::spi::SpiDevice for SpiHandle {
         &mut self,
         operations: &mut [embedded_hal::spi::Operation<'_, u8>],
     ) -> Result<(), Self::Error> {
-        run_transaction(&mut lock(&self.0), operations);
-        Ok(())
+        run_transaction(&mut lock(&self.0), operations).map_err(|_| SpiModelError)
     }
 }
 

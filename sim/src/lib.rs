@@ -8,7 +8,9 @@
 //!   resolution, glitches, missing edges), [`detectors`] (position-dependent Poisson pulses,
 //!   dead time).
 //! * [`fpga`]: the FPGA of firmware-odroid/FPGA.md on top of the physics, as embedded-hal
-//!   `SpiDevice` + `InputPin` handles; [`socket`] serves it to an external firmware binary.
+//!   `SpiDevice` + `InputPin` handles; its register level is the FPGA contract's reference
+//!   model, or the gateware itself through [`rtl`] (a Verilator build); [`socket`] serves it to
+//!   an external firmware binary.
 //! * [`truth`]: the reference decoder/compare giving the exact expected points.
 //! * [`link`]: the serial line (pacing, bit errors, drops); [`pty`]: pseudo-terminals.
 //! * [`simulation`]: the in-process device loop in simulated time.
@@ -28,6 +30,7 @@ pub mod link;
 pub mod plan;
 pub mod pty;
 pub mod rng;
+pub mod rtl;
 pub mod scenario;
 pub mod scripted;
 pub mod simulation;

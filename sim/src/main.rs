@@ -1,7 +1,8 @@
 //! `sim`: run a virtual flyscan device, or print the scan plan of a scenario.
 //!
-//! * `sim run --scenario FILE [--link PATH] [--truth FILE] [--firmware-cmd "CMD ARGS…"]
-//!   [--seed N] [--speed X] [--socket PATH] [--exit-when-done]`
+//! * `sim run --scenario FILE [--link PATH] [--truth FILE] [--firmware-cmd "CMD ARGS…"
+//!   [--rtl-bridge PATH] [--hold-tick T] [--motion-tick T]] [--seed N] [--speed X]
+//!   [--socket PATH] [--exit-when-done]`
 //! * `sim plan --scenario FILE [--seed N]`
 //! * `sim scripted --link PATH [--behaviour ok|lost|restart|stall|slow] [--channels N]
 //!   [--truth FILE]`: the scripted device (no physics; faults on demand) for tests of clients
@@ -10,11 +11,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use flyscan_sim::device_clock::{ARM_TICK, DeviceClock};
 use flyscan_sim::fpga::lock;
+use flyscan_sim::fpga::{Pacing, Registers};
 use flyscan_sim::link::Link;
 use flyscan_sim::pty::Pty;
 use flyscan_sim::rng::{rng_for, stream};
+use flyscan_sim::rtl::RtlRegisters;
 use flyscan_sim::simulation::{
-    ArmWatch, Device, Simulation, build_fpga, summarize, write_truth_file,
+    ArmWatch, Device, Simulation, build_fpga_on, fpga_params, summarize, write_truth_file,
 };
 use flyscan_sim::socket::{SocketServer, WallClock};
 use flyscan_sim::{ScanPlan, Scenario};
@@ -111,6 +114,22 @@ struct RunArgs {
     /// FPGA socket path for an external firmware (default: next to the link, or in /tmp).
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Serve the gateware itself instead of the reference model: this RTL bridge program
+    /// (`python -m flyscan_gateware.bridge`, built for the scenario's FPGA parameters). Needs
+    /// `--firmware-cmd`; the RTL runs slower than real time, so lower `--speed` to match.
+    #[arg(long, requires = "firmware_cmd")]
+    rtl_bridge: Option<PathBuf>,
+    /// Device tick the clock is held at until the arm, where the motion starts (external
+    /// firmware runs). On the RTL, SPI traffic before the arm moves the design's clock from 0
+    /// on; a hold tick far enough out keeps it short of the start however long the host takes.
+    #[arg(long, default_value_t = ARM_TICK, requires = "firmware_cmd")]
+    hold_tick: u64,
+    /// Device tick where the clock resumes at the arm and the motion starts (default: the hold
+    /// tick). On the RTL the simulator moves it past the cycle the design has reached (SPI
+    /// traffic before the arm takes bus time there) and announces it in `DEVICE_CLOCK`; a run
+    /// on the reference model given the same tick has the same stimulus.
+    #[arg(long, requires = "firmware_cmd")]
+    motion_tick: Option<u64>,
     /// Exit once the scan is complete and the line is idle for a second.
     #[arg(long)]
     exit_when_done: bool,
@@ -324,7 +343,11 @@ fn run_in_process(args: &RunArgs, sc: Scenario, host: Pty, stop: Arc<AtomicBool>
             sim.step_held(t, dev.as_mut(), &from_host, &mut to_host)?;
             if !announced && let Some(at) = sim.armed_at_link_tick() {
                 announced = true;
-                announce_device_clock(wall0 + at as f64 / clock.ticks_per_s(), clock.ticks_per_s());
+                announce_device_clock(
+                    wall0 + at as f64 / clock.ticks_per_s(),
+                    ARM_TICK,
+                    clock.ticks_per_s(),
+                );
             }
             if !to_host.is_empty() {
                 host_w.send(&to_host);
@@ -373,13 +396,47 @@ fn unix_now() -> f64 {
 
 /// Tells a bench how device time maps to wall time: `DEVICE_CLOCK <unix s of the arm tick>
 /// <arm tick> <device ticks per wall second>` on stdout (the latency benchmark reads it).
-fn announce_device_clock(unix_s: f64, ticks_per_s: f64) {
+fn announce_device_clock(unix_s: f64, arm_tick: u64, ticks_per_s: f64) {
     let mut out = std::io::stdout();
-    let _ = writeln!(
-        out,
-        "DEVICE_CLOCK {unix_s:.6} {} {ticks_per_s}",
-        flyscan_sim::device_clock::ARM_TICK
-    );
+    let _ = writeln!(out, "DEVICE_CLOCK {unix_s:.6} {arm_tick} {ticks_per_s}");
+    let _ = out.flush();
+}
+
+/// Where the motion starts: `wanted`, or for an RTL register level that SPI traffic has
+/// already moved past it, the next whole million ticks at least a million past its cycle
+/// (room for the pulses before the first edge; ~0.1 s of simulation to get there).
+fn motion_tick(wanted: u64, rtl_cycle: Option<u64>) -> u64 {
+    const STEP: u64 = 1_000_000;
+    match rtl_cycle {
+        Some(c) if c + STEP > wanted => (c + 2 * STEP) / STEP * STEP,
+        _ => wanted,
+    }
+}
+
+/// Watches a device → host byte stream for `ScanDone`.
+#[derive(Default)]
+struct DoneWatch {
+    deframer: flyscan_protocol::Deframer,
+    seen: bool,
+}
+
+impl DoneWatch {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut seen = false;
+        self.deframer.feed_all(
+            bytes,
+            |f| seen |= matches!(f.message(), Ok(flyscan_protocol::Message::ScanDone(_))),
+            |_| {},
+        );
+        self.seen |= seen;
+    }
+}
+
+/// Tells a bench how fast device time ran from the arm until every point was out: `PACE
+/// <device s> <wall s>` on stdout (the RTL runs slower than real time; see BENCHMARKS.md).
+fn announce_pace(device_s: f64, wall_s: f64) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "PACE {device_s:.6} {wall_s:.6}");
     let _ = out.flush();
 }
 
@@ -401,12 +458,21 @@ fn run_external(
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let plan = ScanPlan::from_scenario(&sc)?;
-    let fpga = Arc::new(Mutex::new(build_fpga(&sc, &plan)));
+    let regs: Option<(Box<dyn Registers>, Pacing)> = match &args.rtl_bridge {
+        None => None,
+        Some(path) => {
+            let rtl = RtlRegisters::spawn(path)
+                .with_context(|| format!("starting the RTL bridge {}", path.display()))?;
+            rtl.check(&fpga_params(&sc)).map_err(anyhow::Error::msg)?;
+            Some((Box::new(rtl), RtlRegisters::pacing(sc.clock.hz)))
+        }
+    };
+    let fpga = Arc::new(Mutex::new(build_fpga_on(&sc, &plan, regs)));
     // The lines run on wall ticks (`clock`), the FPGA model on the device clock, held at
-    // ARM_TICK until the device announces the arm.
+    // the hold tick until the device announces the arm.
     let clock = WallClock::new(sc.clock.hz, args.speed);
     let wall0 = unix_now();
-    let device_clock = DeviceClock::new(clock, ARM_TICK);
+    let device_clock = DeviceClock::new(clock, args.hold_tick);
     let sock = args.socket.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("flyscan-sim-{}.sock", std::process::id()))
     });
@@ -452,23 +518,42 @@ fn run_external(
     let mut buf = Vec::new();
     // Wall tick at which every expected point existed and the line had carried them out.
     let mut done_at: Option<u64> = None;
+    // The RTL runs slower than the wall clock: the firmware may still be reading edges when
+    // the physics (and so the truth) is complete, so on the RTL the device's ScanDone counts.
+    let mut scan_done = DoneWatch::default();
+    let rtl = args.rtl_bridge.is_some();
+    // Wall tick of the release (the arm).
+    let mut released_at: Option<u64> = None;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
+        }
+        if let Some(e) = lock(&fpga).failure() {
+            break Err(anyhow::anyhow!("{e}"));
         }
         if let Ok(Some(status)) = child.0.try_wait() {
             break Err(anyhow::anyhow!("firmware exited: {status}"));
         }
         let now = clock.ticks();
         while let Ok(chunk) = dev_rx.try_recv() {
+            scan_done.feed(&chunk);
             if watch.feed(&chunk) {
                 // Under the model's lock, so no socket request advances it past the hold tick
                 // before the motion starts there.
                 let mut f = lock(&fpga);
-                f.advance_to(device_clock.hold_tick());
+                let motion = motion_tick(
+                    args.motion_tick.unwrap_or(device_clock.hold_tick()),
+                    f.register_cycle(),
+                );
+                f.advance_to(motion);
                 f.start_motion();
-                let at = device_clock.release();
-                announce_device_clock(wall0 + at as f64 / clock.ticks_per_s(), clock.ticks_per_s());
+                let at = device_clock.release_at(motion);
+                released_at = Some(at);
+                announce_device_clock(
+                    wall0 + at as f64 / clock.ticks_per_s(),
+                    motion,
+                    clock.ticks_per_s(),
+                );
             }
             up.send(now, &chunk);
         }
@@ -495,9 +580,17 @@ fn run_external(
         if args.exit_when_done {
             if done_at.is_none()
                 && lock(&fpga).truth().points().len() as u64 >= plan.total_points()
+                && (!rtl || scan_done.seen)
                 && up.idle()
             {
                 done_at = Some(now);
+                if let Some(r) = released_at {
+                    let f = lock(&fpga);
+                    let device_s =
+                        f.now().saturating_sub(f.motion_start_tick()) as f64 / sc.clock.hz as f64;
+                    drop(f);
+                    announce_pace(device_s, now.saturating_sub(r) as f64 / tps);
+                }
             }
             // Periodic device messages keep coming; they do not delay the exit.
             if done_at.is_some_and(|d| (now - d) as f64 > tps) {

@@ -13,7 +13,7 @@
 use crate::detectors::Counters;
 use crate::device_clock::{ARM_TICK, HeldClock};
 use crate::encoder::Encoder;
-use crate::fpga::{FpgaModel, FpgaParams, SharedFpga, lock};
+use crate::fpga::{FpgaModel, FpgaParams, Pacing, Registers, SharedFpga, lock};
 use crate::link::{Link, LinkStats};
 use crate::plan::ScanPlan;
 use crate::rng::{rng_for, stream};
@@ -39,6 +39,16 @@ pub trait Device {
 
 /// Builds the FPGA model of a scenario (motor at rest, clock 0).
 pub fn build_fpga(sc: &Scenario, plan: &ScanPlan) -> FpgaModel {
+    build_fpga_on(sc, plan, None)
+}
+
+/// As [`build_fpga`], on another register level than the reference model (with its
+/// pacing), e.g. [`crate::rtl::RtlRegisters`].
+pub fn build_fpga_on(
+    sc: &Scenario,
+    plan: &ScanPlan,
+    regs: Option<(Box<dyn Registers>, Pacing)>,
+) -> FpgaModel {
     let up0 = match plan.config.direction {
         Direction::Positive => true,
         Direction::Negative => false,
@@ -53,19 +63,25 @@ pub fn build_fpga(sc: &Scenario, plan: &ScanPlan) -> FpgaModel {
         passes: plan.config.passes,
         channel_mask: plan.config.channel_mask,
     });
-    FpgaModel::new(
-        FpgaParams {
-            clock_hz: sc.clock.hz,
-            n_channels: sc.detectors.channels,
-            counter_bits: sc.fpga.counter_bits,
-            fifo_depth: sc.fpga.fifo_depth,
-            snapshot_depth: sc.fpga.snapshot_depth,
-            version: sc.fpga.version,
-        },
-        encoder,
-        counters,
-        truth,
-    )
+    let p = fpga_params(sc);
+    match regs {
+        None => FpgaModel::new(p, encoder, counters, truth),
+        Some((regs, pacing)) => {
+            FpgaModel::with_registers(p, encoder, counters, truth, regs, pacing)
+        }
+    }
+}
+
+/// The FPGA design parameters of a scenario.
+pub fn fpga_params(sc: &Scenario) -> FpgaParams {
+    FpgaParams {
+        clock_hz: sc.clock.hz,
+        n_channels: sc.detectors.channels,
+        counter_bits: sc.fpga.counter_bits,
+        fifo_depth: sc.fpga.fifo_depth,
+        snapshot_depth: sc.fpga.snapshot_depth,
+        version: sc.fpga.version,
+    }
 }
 
 /// Watches a device → host byte stream for `ScanArmed`.

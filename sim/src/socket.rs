@@ -1,18 +1,16 @@
-//! The FPGA model served on a Unix stream socket (FPGA.md §Simulator socket) for an external
-//! firmware binary: `'T'` transactions, `'R'` data-ready, `'Q'` quit. The model is advanced to
+//! The simulated FPGA served on a Unix stream socket (FPGA.md §Simulator socket) for an
+//! external firmware binary, with the FPGA contract crate's server. The model is advanced to
 //! the server's clock (a [`TickSource`]: the held-then-running device clock of a run, or a plain
 //! [`WallClock`]) before every request.
 
 use crate::fpga::{SharedFpga, lock};
-use std::io::{self, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use flyscan_fpga_contract::socket::{SocketTarget, serve_connection};
+use std::io;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// Longest operation accepted from a client (a READ_EDGES of 256 events is ~3.6 KiB).
-const MAX_OP_LEN: u32 = 1 << 20;
 
 /// A clock the socket server advances the model to.
 pub trait TickSource: Clone + Send + Sync + 'static {
@@ -80,7 +78,9 @@ impl SocketServer {
                         let st = stop2.clone();
                         let c = clock.clone();
                         std::thread::spawn(move || {
-                            let _ = serve_connection(s, &f, &c, &st);
+                            if let Err(e) = serve_client(s, &f, &c, &st) {
+                                eprintln!("sim: FPGA socket closed: {e}");
+                            }
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -107,113 +107,36 @@ impl SocketServer {
     }
 }
 
-fn read_u8(s: &mut impl Read) -> io::Result<u8> {
-    let mut b = [0u8; 1];
-    s.read_exact(&mut b)?;
-    Ok(b[0])
+/// The shared model at the server's clock, as the socket's target.
+struct Clocked<'a, C> {
+    fpga: &'a SharedFpga,
+    clock: &'a C,
 }
 
-/// Serves one client until it quits, disconnects, or sends garbage.
-pub fn serve_connection(
-    mut s: UnixStream,
+impl<C: TickSource> SocketTarget for Clocked<'_, C> {
+    fn transaction(&mut self, mosi: &[u8]) -> io::Result<Vec<u8>> {
+        // Lock before reading the clock (see `DeviceClock::release`).
+        let mut f = lock(self.fpga);
+        f.advance_to(self.clock.ticks());
+        f.spi_exchange(mosi)
+    }
+
+    fn data_ready(&mut self) -> io::Result<bool> {
+        let mut f = lock(self.fpga);
+        f.advance_to(self.clock.ticks());
+        match f.failure() {
+            Some(e) => Err(io::Error::other(e.to_owned())),
+            None => Ok(f.data_ready()),
+        }
+    }
+}
+
+/// Serves one client until it quits, disconnects, sends garbage, or `stop` is set.
+pub fn serve_client(
+    s: std::os::unix::net::UnixStream,
     fpga: &SharedFpga,
     clock: &impl TickSource,
     stop: &AtomicBool,
 ) -> io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    loop {
-        let req = match read_u8(&mut s) {
-            Ok(b) => b,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        match req {
-            b'T' => {
-                let reply = handle_transaction(&mut s, fpga, clock)?;
-                s.write_all(&reply)?;
-            }
-            b'R' => {
-                // Lock before reading the clock (see `DeviceClock::release`).
-                let mut f = lock(fpga);
-                f.advance_to(clock.ticks());
-                let v = u8::from(f.data_ready());
-                drop(f);
-                s.write_all(&[v])?;
-            }
-            b'Q' => return Ok(()),
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("unknown request byte {other:#04x}"),
-                ));
-            }
-        }
-    }
-}
-
-/// Reads one `'T'` request body and returns its response bytes.
-pub fn handle_transaction(
-    s: &mut impl Read,
-    fpga: &SharedFpga,
-    clock: &impl TickSource,
-) -> io::Result<Vec<u8>> {
-    // The request is read whole before the model is touched, so a slow client cannot stall
-    // other users of the model.
-    let n_ops = read_u8(s)?;
-    let mut mosi = Vec::new();
-    // (offset in mosi, length) of each operation that returns bytes.
-    let mut reads = Vec::new();
-    for _ in 0..n_ops {
-        let kind = read_u8(s)?;
-        let mut lb = [0u8; 4];
-        s.read_exact(&mut lb)?;
-        let len = u32::from_le_bytes(lb);
-        if kind != 4 && len > MAX_OP_LEN {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("operation of {len} bytes exceeds the limit"),
-            ));
-        }
-        let len = len as usize;
-        match kind {
-            0 | 2 | 3 => {
-                let at = mosi.len();
-                mosi.resize(at + len, 0);
-                s.read_exact(&mut mosi[at..])?;
-                if kind != 0 {
-                    reads.push((at, len));
-                }
-            }
-            1 => {
-                reads.push((mosi.len(), len));
-                mosi.resize(mosi.len() + len, 0);
-            }
-            4 => {}
-            k => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("unknown operation kind {k}"),
-                ));
-            }
-        }
-    }
-    let miso = {
-        // Lock before reading the clock (see `DeviceClock::release`).
-        let mut f = lock(fpga);
-        f.advance_to(clock.ticks());
-        f.spi_exchange(&mosi)
-    };
-    let mut out = Vec::new();
-    for (at, len) in reads {
-        out.extend_from_slice(&miso[at..at + len]);
-    }
-    Ok(out)
+    serve_connection(s, &mut Clocked { fpga, clock }, stop).map(|_| ())
 }

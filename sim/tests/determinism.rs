@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Outcome, TestHost, assert_points_match, scenario};
+use common::{KillOnDrop, Outcome, TestHost, assert_points_match, scenario};
 use flyscan_protocol::Point;
 use flyscan_sim::device_clock::ARM_TICK;
 use flyscan_sim::firmware::InProcessFirmware;
@@ -13,7 +13,7 @@ use flyscan_sim::{Scenario, Simulation, TruthPoint};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What one run gives the comparisons.
@@ -173,19 +173,6 @@ fn firmware_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Kills the simulator if the test fails before it exits.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            // SIGTERM lets the simulator stop its firmware child and clean up.
-            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// What an external run leaves: the truth file's bytes and the points the host decoded.

@@ -23,7 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// The whole test suite: format, lints, no_std and aarch64 builds, Rust tests, Python tests.
+    /// The whole test suite: format, lints, no_std and aarch64 builds, Rust tests (with the
+    /// firmware binary against the RTL), Python tests, gateware testbenches and a small
+    /// bitstream build.
     Test,
     /// A simulated EXAFS fly scan landing in a real IOC (flyscan-ioc + simulated device).
     Demo {
@@ -42,6 +44,23 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build an FPGA bitstream of the reference gateware (gateware/) with the open toolchain
+    /// from PyPI, and print its LUTs, flip-flops, block RAM and Fmax.
+    Bitstream {
+        /// Board: ulx3s-25f (ECP5 LFE5U-25F) or icebreaker (iCE40UP5K).
+        #[arg(long, default_value = "ulx3s-25f")]
+        board: String,
+        /// Detector channels.
+        #[arg(long, default_value_t = 8)]
+        channels: u32,
+        /// More options for `python -m flyscan_gateware.build` (--counter-bits, --fifo-depth,
+        /// --snapshot-depth, --glitch-filter, --synth-only, --seed).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the RTL bridge (the gateware under Verilator, for `sim run --rtl-bridge`) for the
+    /// simulator's default FPGA, and print its path.
+    RtlBridge,
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +82,12 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Cross => cross().map(|_| ()),
         Cmd::Hil => hil(&root),
         Cmd::E2eBench { args } => e2e_bench(&root, &args),
+        Cmd::Bitstream {
+            board,
+            channels,
+            args,
+        } => bitstream(&root, &board, channels, &args),
+        Cmd::RtlBridge => rtl_bridge(&root).map(|p| println!("{}", p.display())),
     }
 }
 
@@ -212,9 +237,12 @@ fn test(root: &Path) -> Result<()> {
         );
     }
     build_bench_binaries()?;
+    // The firmware-against-RTL scan (sim/tests/rtl.rs) runs on this build of the gateware.
+    let bridge = rtl_bridge(root)?;
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
     tests.env("FLYSCAN_BIN_DIR", target_dir(root).join("release"));
+    tests.env("FLYSCAN_RTL_BRIDGE", &bridge);
     if let Some(fw) = cross()? {
         // The bench's qemu test runs exactly the binary we ship.
         tests.env("FLYSCAN_AARCH64_FIRMWARE", fw);
@@ -229,8 +257,77 @@ fn test(root: &Path) -> Result<()> {
             .arg(&py_tests)
             .env("FLYSCAN_BIN_DIR", target_dir(root).join("release")))?;
     }
+    // Gateware: per-block and whole-transaction testbenches, the reference model's vectors
+    // replayed on the RTL, and one small configuration built to a bitstream.
+    run(Command::new(&py)
+        .args(["-m", "pytest", "-q", "tests"])
+        .current_dir(root.join("gateware"))
+        .env(
+            "FLYSCAN_GATEWARE_BUILD_DIR",
+            target_dir(root).join("gateware-test"),
+        ))?;
     eprintln!("\nall tests passed in {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The project venv's Python running a module of the gateware package.
+fn gateware_python(root: &Path, module: &str) -> Command {
+    let mut c = Command::new(root.join(".venv/bin/python"));
+    c.args(["-m", module]).current_dir(root.join("gateware"));
+    c
+}
+
+/// Builds a bitstream into `<target>/gateware/<board>-<channels>ch`.
+fn bitstream(root: &Path, board: &str, channels: u32, args: &[String]) -> Result<()> {
+    let out = target_dir(root)
+        .join("gateware")
+        .join(format!("{board}-{channels}ch"));
+    run(gateware_python(root, "flyscan_gateware.build")
+        .args(["--board", board, "--n-channels", &channels.to_string()])
+        .arg("--out-dir")
+        .arg(&out)
+        .args(args))
+}
+
+/// Builds (or finds, cached by its sources) the RTL bridge for the simulator's default FPGA:
+/// 8 channels, 32-bit counters, FIFO and snapshot RAM 4096 deep, 100 MHz, 10 MHz SCLK.
+fn rtl_bridge(root: &Path) -> Result<PathBuf> {
+    let mut cmd = gateware_python(root, "flyscan_gateware.bridge");
+    cmd.args([
+        "--n-channels",
+        "8",
+        "--counter-bits",
+        "32",
+        "--fifo-depth",
+        "4096",
+        "--snapshot-depth",
+        "4096",
+        "--clock-hz",
+        "100000000",
+        "--half-period",
+        "5",
+    ])
+    .arg("--out-dir")
+    .arg(target_dir(root).join("rtl-bridge"));
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n==> {shown}");
+    let t = Instant::now();
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start: {shown}"))?;
+    eprintln!("<== {:.1} s", t.elapsed().as_secs_f64());
+    if !out.status.success() {
+        bail!("failed ({}): {shown}", out.status);
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !path.is_file() {
+        bail!(
+            "the RTL bridge build named {} but it is not there",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn demo(args: &[String]) -> Result<()> {

@@ -1,71 +1,31 @@
-//! FPGA access layer: the register/command contract ([`regs`]), the decoded wire records
-//! ([`EdgeEvent`], [`Snapshot`]) and the driver [`Fpga`], generic over embedded-hal 1.0
-//! `SpiDevice` + `InputPin` so the same code runs on spidev, on a simulator socket and on mocks.
+//! FPGA access layer: the driver [`Fpga`], generic over embedded-hal 1.0 `SpiDevice` +
+//! `InputPin` so the same code runs on spidev, on a simulator socket and on mocks. The contract
+//! it speaks (register map, records, simulator socket, reference model) is the
+//! `flyscan-fpga-contract` crate, re-exported here under the names the firmware has always used.
 
-pub mod regs;
+/// The decoded wire records.
+pub use flyscan_fpga_contract::records::{EdgeEvent, Snapshot};
+/// The register/command contract (FPGA.md).
+pub use flyscan_fpga_contract::regs;
 
+/// The simulator socket client (FPGA.md §Simulator socket).
 #[cfg(feature = "std")]
-pub mod model;
+pub use flyscan_fpga_contract::socket::client as sim_socket;
+
+/// The reference FPGA model behind embedded-hal traits, for tests, benchmarks and tools.
 #[cfg(feature = "std")]
-pub mod sim_socket;
+pub mod model {
+    pub use flyscan_fpga_contract::hal::{FpgaModel, ModelDrdy, ModelError, ModelSpi};
+    pub use flyscan_fpga_contract::model::ModelConfig;
+}
 
 use core::fmt;
 use embedded_hal::digital::InputPin;
 use embedded_hal::spi::{Operation, SpiDevice};
 use regs::{EDGE_EVENT_LEN, MAX_EDGES_PER_READ};
 
-/// One edge event as popped from the FPGA's edge FIFO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EdgeEvent {
-    /// FPGA clock cycle at which the new A/B levels were sampled.
-    pub timestamp: u64,
-    /// Edge sequence number (lost events consume numbers too).
-    pub seq: u32,
-    /// New levels: bit 0 = A, bit 1 = B.
-    pub ab: u8,
-    /// [`regs::EDGE_FLAG_OVERRUN`] and future flags.
-    pub flags: u8,
-}
-
-impl EdgeEvent {
-    /// Decodes one 14-byte slot.
-    pub fn from_bytes(b: &[u8; EDGE_EVENT_LEN]) -> Self {
-        Self {
-            timestamp: u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            seq: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-            ab: b[12] & 0x3,
-            flags: b[13],
-        }
-    }
-
-    /// Encodes the 14-byte slot (used by FPGA models).
-    pub fn to_bytes(&self) -> [u8; EDGE_EVENT_LEN] {
-        let mut b = [0u8; EDGE_EVENT_LEN];
-        b[0..8].copy_from_slice(&self.timestamp.to_le_bytes());
-        b[8..12].copy_from_slice(&self.seq.to_le_bytes());
-        b[12] = self.ab;
-        b[13] = self.flags;
-        b
-    }
-
-    /// True when events were lost just before this one.
-    pub fn overrun(&self) -> bool {
-        self.flags & regs::EDGE_FLAG_OVERRUN != 0
-    }
-}
-
-/// Counter values the FPGA copied at the clock cycle of one edge.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Snapshot {
-    /// False when the slot held another edge (overwritten) or was never written.
-    pub valid: bool,
-    /// Edge sequence number stored in the slot.
-    pub seq: u32,
-    /// Live-time counter (wraps at 2^COUNTER_BITS).
-    pub live: u32,
-    /// Detector counters, one per hardware channel (wrap at 2^COUNTER_BITS).
-    pub counts: heapless::Vec<u32, { flyscan_protocol::limits::MAX_CHANNELS }>,
-}
+// The snapshot record holds as many channels as a protocol point carries.
+const _: () = assert!(regs::MAX_N_CHANNELS == flyscan_protocol::limits::MAX_CHANNELS);
 
 /// Static properties of the FPGA design, read once at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,15 +210,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Fpga<SPI, DRDY> {
             Operation::Write(&[regs::CMD_READ_SNAPSHOT, s[0], s[1], s[2], s[3]]),
             Operation::Read(&mut resp[..len]),
         ])?;
-        let word = |i: usize| u32::from_le_bytes([resp[i], resp[i + 1], resp[i + 2], resp[i + 3]]);
-        snap.seq = word(1);
-        snap.valid = resp[0] == 1 && snap.seq == seq;
-        snap.live = word(5);
-        snap.counts.clear();
-        for ch in 0..self.n_channels {
-            // Cannot fail: n_channels ≤ MAX_CHANNELS.
-            let _ = snap.counts.push(word(9 + 4 * ch));
-        }
+        snap.decode_into(&resp[..len], self.n_channels, seq);
         Ok(())
     }
 

@@ -372,3 +372,18 @@ pub fn assert_points_match(o: &Outcome) {
     }
     assert_eq!(o.done.total_points as usize, o.truth.len());
 }
+
+/// A `sim run` child process, stopped if the test fails before it exits.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            // SIGTERM lets the simulator stop its firmware child and clean up.
+            let _ = std::process::Command::new("kill")
+                .arg(self.0.id().to_string())
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! The FPGA ↔ firmware contract as constants and byte layouts (FPGA.md is the prose version).
+//! The register map and command set as constants and byte layouts (FPGA.md is the prose
+//! version; `tests/spec.rs` checks its tables against these constants).
 //!
 //! Transport: one SPI device (mode 0, MSB first within bytes, multi-byte fields little-endian)
 //! plus a data-ready GPIO line (active high while the edge FIFO is not empty).
@@ -29,6 +30,32 @@ pub const EDGE_EVENT_LEN: usize = 14;
 pub const EDGE_FLAG_OVERRUN: u8 = 0x01;
 /// Most edge events one `CMD_READ_EDGES` may ask for.
 pub const MAX_EDGES_PER_READ: usize = 256;
+
+/// Header bytes of command `cmd` (the command byte included), or `None` for an unknown command
+/// byte (the FPGA ignores the rest of such a transaction and answers `00`).
+pub const fn header_len(cmd: u8) -> Option<usize> {
+    match cmd {
+        CMD_READ_REG => Some(2),
+        CMD_WRITE_REG => Some(6),
+        CMD_READ_EDGES => Some(3),
+        CMD_READ_SNAPSHOT => Some(5),
+        _ => None,
+    }
+}
+
+/// Bytes of a READ_EDGES response for `n` requested events: `count u16` + `n` slots.
+pub const fn read_edges_len(n: usize) -> usize {
+    2 + n * EDGE_EVENT_LEN
+}
+
+/// Most detector channels a design may have (`N_CHANNELS` is 1–32).
+pub const MAX_N_CHANNELS: usize = 32;
+/// Narrowest counter width (`COUNTER_BITS` is 8–32).
+pub const MIN_COUNTER_BITS: u8 = 8;
+/// Widest counter width.
+pub const MAX_COUNTER_BITS: u8 = 32;
+/// Mask of the A/B bits in an edge event's `ab` byte and in `AB_NOW`: bit 0 = A, bit 1 = B.
+pub const AB_MASK: u8 = 0x3;
 
 /// Bytes of a snapshot response with `n` channels: `valid u8 | seq u32 | live u32 | counts u32×n`.
 /// `valid` is 0 when the slot was overwritten by a newer edge (the firmware fell behind).
@@ -71,6 +98,12 @@ pub mod reg {
 
 /// Value of [`reg::ID`]: ASCII "FLYS".
 pub const ID_MAGIC: u32 = 0x464C_5953;
+/// Design version this contract describes, as [`reg::VERSION`] holds it: major << 16 | minor.
+pub const VERSION: u32 = version(1, 0);
+/// Packs a design version the way [`reg::VERSION`] holds it.
+pub const fn version(major: u16, minor: u16) -> u32 {
+    (major as u32) << 16 | minor as u32
+}
 /// `CONTROL` bit: capture enable.
 pub const CONTROL_ENABLE: u32 = 0x1;
 /// `CONTROL` bit: reset counters and edge sequence.

@@ -11,26 +11,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::vec::Vec;
 
-/// Request byte: one SPI transaction.
-pub const REQ_TRANSACTION: u8 = b'T';
-/// Request byte: read the data-ready level.
-pub const REQ_DATA_READY: u8 = b'R';
-/// Request byte: end the session.
-pub const REQ_QUIT: u8 = b'Q';
-
-/// Operation kinds on the socket.
-pub mod kind {
-    /// `Write`.
-    pub const WRITE: u8 = 0;
-    /// `Read`.
-    pub const READ: u8 = 1;
-    /// `Transfer`.
-    pub const TRANSFER: u8 = 2;
-    /// `TransferInPlace`.
-    pub const TRANSFER_IN_PLACE: u8 = 3;
-    /// `DelayNs`.
-    pub const DELAY_NS: u8 = 4;
-}
+use super::{REQ_DATA_READY, REQ_QUIT, REQ_TRANSACTION, kind};
 
 /// A socket failure, reported as an SPI or pin error.
 #[derive(Debug)]
@@ -105,7 +86,10 @@ impl SimSpi {
 }
 
 fn invalid(msg: &str) -> SimError {
-    SimError(io::Error::new(io::ErrorKind::InvalidInput, msg.to_owned()))
+    SimError(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        std::string::String::from(msg),
+    ))
 }
 
 impl embedded_hal::spi::ErrorType for SimSpi {

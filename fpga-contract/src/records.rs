@@ -1,0 +1,139 @@
+//! The two records the FPGA sends: the 14-byte edge event of a READ_EDGES response and the
+//! snapshot response of READ_SNAPSHOT, with their encoders (FPGA models) and decoders (the
+//! firmware's driver). Layouts are in FPGA.md §Commands.
+
+use crate::regs::{self, EDGE_EVENT_LEN, MAX_N_CHANNELS};
+
+/// One edge event as popped from the FPGA's edge FIFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EdgeEvent {
+    /// FPGA clock cycle at which the new A/B levels were sampled.
+    pub timestamp: u64,
+    /// Edge sequence number (lost events consume numbers too).
+    pub seq: u32,
+    /// New levels: bit 0 = A, bit 1 = B.
+    pub ab: u8,
+    /// [`regs::EDGE_FLAG_OVERRUN`] and future flags.
+    pub flags: u8,
+}
+
+impl EdgeEvent {
+    /// Decodes one 14-byte slot.
+    pub fn from_bytes(b: &[u8; EDGE_EVENT_LEN]) -> Self {
+        Self {
+            timestamp: u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            seq: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            ab: b[12] & regs::AB_MASK,
+            flags: b[13],
+        }
+    }
+
+    /// Encodes the 14-byte slot (used by FPGA models).
+    pub fn to_bytes(&self) -> [u8; EDGE_EVENT_LEN] {
+        let mut b = [0u8; EDGE_EVENT_LEN];
+        b[0..8].copy_from_slice(&self.timestamp.to_le_bytes());
+        b[8..12].copy_from_slice(&self.seq.to_le_bytes());
+        b[12] = self.ab;
+        b[13] = self.flags;
+        b
+    }
+
+    /// True when events were lost just before this one.
+    pub fn overrun(&self) -> bool {
+        self.flags & regs::EDGE_FLAG_OVERRUN != 0
+    }
+}
+
+/// Counter values the FPGA copied at the clock cycle of one edge.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// False when the slot held another edge (overwritten) or was never written.
+    pub valid: bool,
+    /// Edge sequence number stored in the slot.
+    pub seq: u32,
+    /// Live-time counter (wraps at 2^COUNTER_BITS).
+    pub live: u32,
+    /// Detector counters, one per hardware channel (wrap at 2^COUNTER_BITS).
+    pub counts: heapless::Vec<u32, MAX_N_CHANNELS>,
+}
+
+impl Snapshot {
+    /// Decodes a READ_SNAPSHOT response for edge `requested` with `n_channels` channels
+    /// (clamped to `1..=MAX_N_CHANNELS`) into `self`. `valid` is true only when the FPGA said so
+    /// *and* the slot's seq is the one asked for, so a confused FPGA cannot pass off another
+    /// edge's counts. Bytes missing from a short `resp` read as 0.
+    pub fn decode_into(&mut self, resp: &[u8], n_channels: usize, requested: u32) {
+        let byte = |i: usize| resp.get(i).copied().unwrap_or(0);
+        let word = |i: usize| u32::from_le_bytes([byte(i), byte(i + 1), byte(i + 2), byte(i + 3)]);
+        self.seq = word(1);
+        self.valid = byte(0) == 1 && self.seq == requested;
+        self.live = word(5);
+        self.counts.clear();
+        for ch in 0..n_channels.clamp(1, MAX_N_CHANNELS) {
+            // Cannot fail: at most MAX_N_CHANNELS pushes.
+            let _ = self.counts.push(word(9 + 4 * ch));
+        }
+    }
+
+    /// Encodes a READ_SNAPSHOT response: `valid u8 | seq u32 | live u32 | counts u32 × n` into
+    /// `out`, which must hold [`regs::snapshot_len`]`(counts.len())` bytes; returns the length.
+    /// Bytes of `out` past the response are left alone.
+    pub fn encode(valid: bool, seq: u32, live: u32, counts: &[u32], out: &mut [u8]) -> usize {
+        let len = regs::snapshot_len(counts.len());
+        out[0] = u8::from(valid);
+        out[1..5].copy_from_slice(&seq.to_le_bytes());
+        out[5..9].copy_from_slice(&live.to_le_bytes());
+        for (ch, c) in counts.iter().enumerate() {
+            out[9 + 4 * ch..13 + 4 * ch].copy_from_slice(&c.to_le_bytes());
+        }
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_event_round_trips_and_masks_ab() {
+        let e = EdgeEvent {
+            timestamp: 0x0102_0304_0506_0708,
+            seq: 0xA0B0_C0D0,
+            ab: 2,
+            flags: regs::EDGE_FLAG_OVERRUN,
+        };
+        let b = e.to_bytes();
+        assert_eq!(
+            b,
+            [8, 7, 6, 5, 4, 3, 2, 1, 0xD0, 0xC0, 0xB0, 0xA0, 2, 1],
+            "little-endian fields in FPGA.md order"
+        );
+        assert_eq!(EdgeEvent::from_bytes(&b), e);
+        assert!(e.overrun());
+        let mut junk = b;
+        junk[12] = 0xFE;
+        assert_eq!(
+            EdgeEvent::from_bytes(&junk).ab,
+            2,
+            "bits above A/B are ignored"
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_checks_the_seq() {
+        let mut out = [0xEEu8; regs::snapshot_len(2) + 3];
+        let n = Snapshot::encode(true, 5, 1000, &[11, 22], &mut out);
+        assert_eq!(n, 17);
+        assert_eq!(&out[..5], &[1, 5, 0, 0, 0]);
+        assert_eq!(&out[17..], &[0xEE; 3], "nothing written past the response");
+        let mut s = Snapshot::default();
+        s.decode_into(&out[..n], 2, 5);
+        assert!(s.valid);
+        assert_eq!((s.seq, s.live, &s.counts[..]), (5, 1000, &[11, 22][..]));
+        s.decode_into(&out[..n], 2, 6);
+        assert!(!s.valid, "another edge's slot is not valid");
+        s.decode_into(&out[..1], 2, 5);
+        assert!(!s.valid, "a short response decodes as zeros");
+        assert_eq!(&s.counts[..], &[0, 0]);
+    }
+}
