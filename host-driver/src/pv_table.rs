@@ -38,6 +38,16 @@ pub enum Control {
     Arm,
     /// `Abort`.
     Abort,
+    /// `DSpacing`.
+    DSpacing,
+    /// `CountsPerDegree`.
+    CountsPerDegree,
+    /// `AngleOffset`.
+    AngleOffset,
+    /// `Crystal`.
+    Crystal,
+    /// `CH$(N):Role`.
+    Role,
 }
 
 /// What a driver-written PV shows.
@@ -51,6 +61,36 @@ pub enum Output {
     LiveTime,
     /// Per-point flag bits.
     Flags,
+    /// Per-point energy at the trigger (bin end).
+    Energy,
+    /// Per-point energy at the bin start.
+    EnergyStart,
+    /// Per-point energy at the bin centre.
+    EnergyCentre,
+    /// Points the per-point waveforms show now (their NORD); triggers the PVA scan group.
+    NumShown,
+    /// Column names of the PVA scan table.
+    ScanLabels,
+    /// Indices of the points in the tail.
+    TailIndex,
+    /// Tail: positions.
+    TailPosition,
+    /// Tail: device times.
+    TailTimestamp,
+    /// Tail: gate times.
+    TailLiveTime,
+    /// Tail: flags.
+    TailFlags,
+    /// Tail: energies.
+    TailEnergy,
+    /// Tail: counts of one channel (`CH$(N):Tail`).
+    TailChannel,
+    /// Preview: positions.
+    PreviewPosition,
+    /// Preview: energies.
+    PreviewEnergy,
+    /// Preview: counts of one channel (`CH$(N):Preview`).
+    PreviewChannel,
     /// Per-point counts of one channel (`CH$(N)`).
     Channel,
     /// `Image::num_captured`.
@@ -179,7 +219,97 @@ pub const PVS: &[Pv] = &[
         "Flags",
         "waveform UCHAR",
         Output::Flags,
-        "point flag bits: 1 jump, 2 clamped, 4 negative, 8 quadrature error, 16 pass start",
+        "point flag bits: 1 jump, 2 clamped, 4 negative, 8 quadrature error, 16 pass start (the bin began at the arm or the turn-around: keep it out of mu(E))",
+    ),
+    o(
+        "Energy",
+        "waveform DOUBLE",
+        Output::Energy,
+        "photon energy at each trigger (the end of the point's bin), eV",
+    ),
+    o(
+        "EnergyStart",
+        "waveform DOUBLE",
+        Output::EnergyStart,
+        "energy at the start of each bin (the previous preset), eV; NaN for the first point of a pass",
+    ),
+    o(
+        "EnergyCentre",
+        "waveform DOUBLE",
+        Output::EnergyCentre,
+        "energy at the middle of each bin, eV; NaN for the first point of a pass",
+    ),
+    o(
+        "NumShown",
+        "int64in",
+        Output::NumShown,
+        "points the per-point waveforms hold now (their NORD); each update is a consistent scan table over PV Access",
+    ),
+    o(
+        "ScanLabels",
+        "waveform STRING",
+        Output::ScanLabels,
+        "column names of the PV Access scan table $(P)Scan",
+    ),
+    o(
+        "Tail:Index",
+        "waveform DOUBLE",
+        Output::TailIndex,
+        "indices of the newest points (those since the previous update), posted every tick after the other Tail records: each point reaches a monitor once, within a tick",
+    ),
+    o(
+        "Tail:Position",
+        "waveform DOUBLE",
+        Output::TailPosition,
+        "positions of the newest points",
+    ),
+    o(
+        "Tail:Timestamp",
+        "waveform DOUBLE",
+        Output::TailTimestamp,
+        "device times of the newest points, s",
+    ),
+    o(
+        "Tail:LiveTime",
+        "waveform DOUBLE",
+        Output::TailLiveTime,
+        "gate times of the newest points, s",
+    ),
+    o(
+        "Tail:Flags",
+        "waveform UCHAR",
+        Output::TailFlags,
+        "flags of the newest points",
+    ),
+    o(
+        "Tail:Energy",
+        "waveform DOUBLE",
+        Output::TailEnergy,
+        "energies of the newest points, eV",
+    ),
+    o(
+        "CH$(N):Tail",
+        "waveform DOUBLE",
+        Output::TailChannel,
+        "counts of channel N of the newest points",
+    ),
+    o(
+        "Preview:Position",
+        "waveform DOUBLE",
+        Output::PreviewPosition,
+        "every k-th point's position (k from the scan's length so it fits), for screens; updated at most 5 times a second",
+    ),
+    o(
+        "Preview:Energy",
+        "waveform DOUBLE",
+        Output::PreviewEnergy,
+        "every k-th point's energy, eV",
+    ),
+    o(
+        "CH$(N):Preview",
+        "waveform DOUBLE",
+        Output::PreviewChannel,
+        "every k-th point's counts of channel N",
     ),
     o(
         "NumCaptured",
@@ -344,14 +474,46 @@ pub const PVS: &[Pv] = &[
         Control::Abort,
         "write 1 to abort; back to 0 at once",
     ),
+    c(
+        "DSpacing",
+        "ao",
+        Control::DSpacing,
+        "monochromator crystal d-spacing, Angstrom (Si(111) 3.13560)",
+    ),
+    c(
+        "CountsPerDegree",
+        "ao",
+        Control::CountsPerDegree,
+        "encoder counts per degree of Bragg angle (negative if the encoder runs backwards)",
+    ),
+    c(
+        "AngleOffset",
+        "ao",
+        Control::AngleOffset,
+        "encoder position at Bragg angle 0, counts; energy = 12398.419843 / (2 d sin((position - AngleOffset) / CountsPerDegree))",
+    ),
+    c(
+        "Crystal",
+        "stringout",
+        Control::Crystal,
+        "crystal name (metadata), e.g. Si(111)",
+    ),
+    c(
+        "CH$(N):Role",
+        "stringout",
+        Control::Role,
+        "what channel N measures: I0, It, If, Iref, ... (also in the DESC of CH$(N))",
+    ),
 ];
 
 /// The row of a record name (prefix removed); per-channel rows match `CH<number>`.
 pub fn lookup(suffix: &str) -> Option<(&'static Pv, Option<usize>)> {
-    if let Some(n) = suffix.strip_prefix("CH")
-        && let Ok(n) = n.parse::<usize>()
-    {
-        return PVS.iter().find(|p| p.per_channel()).map(|p| (p, Some(n)));
+    if let Some(rest) = suffix.strip_prefix("CH") {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<usize>() {
+            let pattern = format!("CH$(N){}", &rest[digits..]);
+            return PVS.iter().find(|p| p.name == pattern).map(|p| (p, Some(n)));
+        }
     }
     PVS.iter().find(|p| p.name == suffix).map(|p| (p, None))
 }

@@ -18,8 +18,9 @@ pub struct Saved {
     pub scan: Option<SavedScan>,
 }
 
-/// [`Controls`] as stored.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// [`Controls`] as stored (a value missing from an older file takes the record's default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[allow(missing_docs)]
 pub struct SavedControls {
     pub mode: u16,
@@ -31,6 +32,17 @@ pub struct SavedControls {
     pub passes: i64,
     pub channel_mask: i64,
     pub encoding: u16,
+    pub d_spacing: f64,
+    pub counts_per_degree: f64,
+    pub angle_offset: f64,
+    pub crystal: String,
+    pub roles: Vec<String>,
+}
+
+impl Default for SavedControls {
+    fn default() -> Self {
+        Self::from(&Controls::default())
+    }
 }
 
 impl From<&Controls> for SavedControls {
@@ -45,6 +57,11 @@ impl From<&Controls> for SavedControls {
             passes: c.passes,
             channel_mask: c.channel_mask,
             encoding: c.encoding,
+            d_spacing: c.calibration.d_spacing,
+            counts_per_degree: c.calibration.counts_per_degree,
+            angle_offset: c.calibration.angle_offset,
+            crystal: c.crystal.clone(),
+            roles: c.roles.clone(),
         }
     }
 }
@@ -61,6 +78,13 @@ impl From<&SavedControls> for Controls {
             passes: c.passes,
             channel_mask: c.channel_mask,
             encoding: c.encoding,
+            calibration: crate::core::Calibration {
+                d_spacing: c.d_spacing,
+                counts_per_degree: c.counts_per_degree,
+                angle_offset: c.angle_offset,
+            },
+            crystal: c.crystal.clone(),
+            roles: c.roles.clone(),
         }
     }
 }
@@ -188,6 +212,8 @@ mod tests {
             mode: 1,
             positions: vec![1.0, 2.5, -3.0],
             channel_mask: 4_294_967_295,
+            roles: vec!["I0".into(), String::new(), "It".into()],
+            crystal: "Si(311)".into(),
             ..Controls::default()
         };
         let rec = ScanRecord {
@@ -204,6 +230,14 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(Controls::from(&back.controls), controls);
         assert_eq!(back.scan.and_then(|x| x.record()), Some(rec));
+        // A file of an older version (no calibration, no roles) loads with the defaults.
+        std::fs::write(f.path(), br#"{"controls":{"npoints":7},"scan":null}"#).expect("write");
+        let old = f.load().expect("load").expect("present");
+        assert_eq!(old.controls.npoints, 7);
+        assert_eq!(
+            Controls::from(&old.controls).calibration.d_spacing,
+            3.135_60
+        );
         std::fs::write(f.path(), b"{ not json").expect("write");
         assert!(f.load().unwrap_err().contains("not a settings file"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 /// Where the core's outputs go (the IOC's records; a recorder in tests).
 pub trait Sink {
-    /// A new scan: empty every waveform (`mask`: its channels).
-    fn scan_started(&mut self, mask: u32);
+    /// A new scan of `expected` points: empty every waveform (`mask`: its channels).
+    fn scan_started(&mut self, mask: u32, expected: u64);
     /// Rows to show.
     fn rows(&mut self, rows: &RowBlock);
     /// Show the arrays now if due (`end`: the scan ended).
@@ -22,6 +22,8 @@ pub trait Sink {
     fn reset_arm(&mut self);
     /// Write `Abort` back to 0.
     fn reset_abort(&mut self);
+    /// The control values as written (descriptions follow them, e.g. channel roles).
+    fn controls(&mut self, controls: &Controls);
 }
 
 /// How often the core's timers run.
@@ -120,7 +122,9 @@ pub async fn run(
                         tracing::warn!("serial queue full: frame dropped (the command is retried)");
                     }
                 }
-                Effect::ScanStarted { config, .. } => sink.scan_started(config.channel_mask),
+                Effect::ScanStarted { config, .. } => {
+                    sink.scan_started(config.channel_mask, config.total_points());
+                }
                 Effect::Rows(r) => sink.rows(&r),
                 Effect::ResetArm => reset_arm = true,
                 Effect::ResetAbort => reset_abort = true,
@@ -135,6 +139,7 @@ pub async fn run(
         // Status Done reads the final arrays.
         sink.post(now, reset_arm);
         sink.image(core.image());
+        sink.controls(core.controls());
         if reset_arm {
             sink.reset_arm();
         }

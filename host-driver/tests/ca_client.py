@@ -4,6 +4,7 @@ get PV...                 pyepics (libca): JSON {pv: value}; arrays as lists (Na
 monitor PV SECONDS        pyepics monitor: JSON list of array lengths seen, in order
 monitor_values PV SECONDS pyepics monitor: JSON list of scalar values seen, in order
 monitor_times PV SECONDS  pyepics monitor: JSON list of [value, unix time received]
+monitor_arrays PV SECONDS pyepics monitor: JSON list of the arrays seen, in order
 put_as HOST PV VALUE      caproto client reporting host name HOST: JSON {access, before, after}
 put_range PV N            pyepics put of 0, 1, ... N-1 to an array PV
 race PREFIX N SEED        N times: write a random valid configuration and at once Arm (no pause),
@@ -37,7 +38,7 @@ def main():
             v = epics.caget(pv, count=None, use_monitor=False, timeout=5.0, as_string=pv.endswith("FirmwareVersion"))
             out[pv] = clean(v)
         print(json.dumps(out))
-    elif cmd in ("monitor", "monitor_values", "monitor_times"):
+    elif cmd in ("monitor", "monitor_values", "monitor_times", "monitor_arrays"):
         epics = pyepics()
         pv, seconds = sys.argv[2], float(sys.argv[3])
         seen = []
@@ -46,6 +47,8 @@ def main():
                 seen.append(len(value) if hasattr(value, "__len__") else 1)
             elif cmd == "monitor_times":
                 seen.append([clean(value), time.time()])
+            elif cmd == "monitor_arrays":
+                seen.append(clean(value))
             else:
                 seen.append(clean(value))
         p = epics.PV(pv, callback=cb, auto_monitor=True, form="native")

@@ -98,8 +98,10 @@ fn an_st_cmd_without_a_channels_records_names_them_and_serves_nothing() {
     opts.omit_channels = vec![2];
     let e = FlyscanIoc::start(opts).expect_err("must not start");
     let text = format!("{e:#}");
-    assert!(text.contains("lack 1 record(s)"), "{text}");
-    assert!(text.contains("CH2"), "{text}");
+    assert!(text.contains("lack 4 record(s)"), "{text}");
+    for r in ["CH2,", "CH2:Role", "CH2:Tail", "CH2:Preview"] {
+        assert!(text.contains(r), "{r} not named: {text}");
+    }
     assert!(
         !text.contains("iocRun: All initialization complete"),
         "{text}"

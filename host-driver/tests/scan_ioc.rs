@@ -487,7 +487,11 @@ fn strip_ansi(s: &str) -> String {
 #[test]
 fn every_point_encoding_gives_the_same_exact_scan() {
     let (dev, ioc) = chain("ENC", 5000, DevOptions::default());
-    for (code, enc) in [("0", Encoding::Compact), ("1", Encoding::Raw), ("2", Encoding::Rice)] {
+    for (code, enc) in [
+        ("0", Encoding::Compact),
+        ("1", Encoding::Raw),
+        ("2", Encoding::Rice),
+    ] {
         let cfg = ScanConfig {
             encoding: enc,
             ..ssc(700, 0b1101)
@@ -499,4 +503,133 @@ fn every_point_encoding_gives_the_same_exact_scan() {
         assert_eq!(dev.stats().configs.last().map(|c| c.encoding), Some(enc));
         check_exact(&ioc, &cfg, &[], 700, &[]);
     }
+}
+
+/// The energy columns through the IOC equal an independent computation from the positions and
+/// the calibration PVs; channel roles reach the DESC; PV Access serves the scan as one table.
+#[test]
+fn energies_roles_and_the_pva_scan_table() {
+    let (_dev, ioc) = chain("XAS", 5000, DevOptions::default());
+    let p = ioc.prefix().to_owned();
+    for (pv, v) in [
+        ("DSpacing", "3.1356"),
+        ("CountsPerDegree", "20000"),
+        ("AngleOffset", "100"),
+        ("CH0:Role", "I0"),
+        ("CH1:Role", "It"),
+    ] {
+        caput(&ioc, &format!("{p}{pv}"), v);
+    }
+    let cfg = ScanConfig {
+        start: 250_000,
+        step: 7,
+        ..ssc(300, 0b0011)
+    };
+    set_ssc(&ioc, &cfg);
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(20, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+    let e =
+        |pos: f64| 12_398.419_843 / (2.0 * 3.1356 * ((pos - 100.0) / 20_000.0).to_radians().sin());
+    let pos = caget_array(&ioc, &format!("{p}Position"));
+    let end = caget_array(&ioc, &format!("{p}Energy"));
+    let start = caget_array(&ioc, &format!("{p}EnergyStart"));
+    let centre = caget_array(&ioc, &format!("{p}EnergyCentre"));
+    assert_eq!((end.len(), start.len(), centre.len()), (300, 300, 300));
+    for i in 0..300 {
+        assert!(
+            (end[i] - e(pos[i])).abs() < 1e-6,
+            "point {i}: {} vs {}",
+            end[i],
+            e(pos[i])
+        );
+        if i == 0 {
+            assert!(
+                start[0].is_nan() && centre[0].is_nan(),
+                "the first bin began at the arm"
+            );
+        } else {
+            assert!((start[i] - e(pos[i - 1])).abs() < 1e-6, "start {i}");
+            assert!(
+                (centre[i] - e((pos[i - 1] + pos[i]) / 2.0)).abs() < 1e-6,
+                "centre {i}"
+            );
+        }
+    }
+    assert_eq!(
+        caget_text(&ioc, &format!("{p}CH0.DESC")),
+        "I0: counts of channel 0"
+    );
+    assert_eq!(
+        caget_text(&ioc, &format!("{p}CH1.DESC")),
+        "It: counts of channel 1"
+    );
+    // PV Access: the scan table equals the CA waveforms.
+    let table = pvget_text(&ioc, &format!("{p}Scan"));
+    assert!(table.contains("labels:["), "{table}");
+    assert_same(
+        &json_array(&table, "energy"),
+        &end,
+        "Scan.value.energy (pvget)",
+    );
+    assert_same(
+        &json_array(&table, "position"),
+        &pos,
+        "Scan.value.position (pvget)",
+    );
+    assert_same(
+        &json_array(&table, "ch1"),
+        &caget_array(&ioc, &format!("{p}CH1")),
+        "Scan.value.ch1 (pvget)",
+    );
+}
+
+/// The three views of a scan: every point reaches a tail monitor exactly once; the preview holds
+/// every k-th point; a client monitoring a full array receives at most 3× its final size.
+#[test]
+fn tail_preview_and_full_arrays_stay_proportional_to_the_data() {
+    let (_dev, ioc) = chain(
+        "VIEW",
+        20_000,
+        DevOptions {
+            batch_points: 40,
+            batch_interval: Duration::from_millis(2),
+            ..DevOptions::default()
+        },
+    );
+    let p = ioc.prefix().to_owned();
+    let n = 12_000u32;
+    let cfg = ssc(n, 0b0011);
+    set_ssc(&ioc, &cfg);
+    let tail = PyMonitor::start(&ioc, "monitor_arrays", &format!("{p}Tail:Index"), 8.0);
+    let full = PyMonitor::start(&ioc, "monitor", &format!("{p}CH1"), 8.0);
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(30, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+    let e = expected(&cfg, &[], n);
+    check_exact(&ioc, &cfg, &[], n, &[]);
+    // Preview: every k-th point, k = ceil(12000 / 2000) = 6.
+    let pv = caget_array(&ioc, &format!("{p}Preview:Position"));
+    assert_eq!(pv.len(), 2000);
+    for (i, v) in pv.iter().enumerate() {
+        assert_eq!(*v, e.position[6 * i], "preview {i}");
+    }
+    let pc = caget_array(&ioc, &format!("{p}CH1:Preview"));
+    assert_eq!(pc[10], e.channels[1][60]);
+    // Tail: every index exactly once, in order.
+    let seen: Vec<f64> = tail
+        .finish()
+        .as_array()
+        .expect("list of arrays")
+        .iter()
+        .flat_map(json_f64s)
+        .collect();
+    let want: Vec<f64> = (0..n).map(f64::from).collect();
+    assert_eq!(seen, want, "tail indices");
+    // Full arrays: what a monitor received is bounded by a small multiple of the final size.
+    let lengths = json_f64s(&full.finish());
+    let total: f64 = lengths.iter().sum();
+    assert_eq!(lengths.last().copied(), Some(f64::from(n)));
+    assert!(
+        total <= 3.0 * f64::from(n),
+        "a full-array monitor received {total} elements for {n} points: {lengths:?}"
+    );
 }

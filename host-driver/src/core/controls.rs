@@ -30,6 +30,64 @@ pub enum ControlWrite {
     Arm(bool),
     /// `Abort` (bo): 1 aborts.
     Abort(bool),
+    /// `DSpacing` (ao): monochromator crystal d-spacing, Å.
+    DSpacing(f64),
+    /// `CountsPerDegree` (ao): encoder counts per degree of Bragg angle.
+    CountsPerDegree(f64),
+    /// `AngleOffset` (ao): encoder position at θ = 0, counts.
+    AngleOffset(f64),
+    /// `Crystal` (stringout): the crystal's name (metadata).
+    Crystal(String),
+    /// `CH<n>:Role` (stringout): what detector channel `n` measures (I0, It, If, Iref, …).
+    Role(u8, String),
+}
+
+/// Monochromator calibration: encoder position → Bragg angle → energy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Crystal d-spacing, Å.
+    pub d_spacing: f64,
+    /// Encoder counts per degree of Bragg angle (negative when the encoder runs backwards).
+    pub counts_per_degree: f64,
+    /// Encoder position at θ = 0, counts.
+    pub angle_offset: f64,
+}
+
+/// h·c in eV·Å (CODATA): E = HC / λ, λ = 2 d sin θ.
+pub const HC_EV_ANGSTROM: f64 = 12_398.419_843;
+
+impl Default for Calibration {
+    /// Si(111) (d = 3.13560 Å), 10 000 counts per degree, no offset (the records' values).
+    fn default() -> Self {
+        Self {
+            d_spacing: 3.135_60,
+            counts_per_degree: 10_000.0,
+            angle_offset: 0.0,
+        }
+    }
+}
+
+impl Calibration {
+    /// Bragg angle at encoder `position`, degrees.
+    pub fn theta_deg(&self, position: f64) -> f64 {
+        (position - self.angle_offset) / self.counts_per_degree
+    }
+
+    /// Photon energy at encoder `position`, eV (NaN where the calibration or the angle gives
+    /// none: d ≤ 0, a zero scale, or sin θ ≤ 0).
+    pub fn energy_ev(&self, position: f64) -> f64 {
+        if self.d_spacing.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || self.counts_per_degree == 0.0
+        {
+            return f64::NAN;
+        }
+        let s = self.theta_deg(position).to_radians().sin();
+        if s > 0.0 {
+            HC_EV_ANGSTROM / (2.0 * self.d_spacing * s)
+        } else {
+            f64::NAN
+        }
+    }
 }
 
 /// The configuration as last written (the records' values).
@@ -53,6 +111,12 @@ pub struct Controls {
     pub channel_mask: i64,
     /// `Encoding`.
     pub encoding: u16,
+    /// `DSpacing`, `CountsPerDegree`, `AngleOffset`.
+    pub calibration: Calibration,
+    /// `Crystal`.
+    pub crystal: String,
+    /// `CH<n>:Role`, by channel.
+    pub roles: Vec<String>,
 }
 
 impl Default for Controls {
@@ -68,6 +132,9 @@ impl Default for Controls {
             passes: 1,
             channel_mask: 1,
             encoding: 0,
+            calibration: Calibration::default(),
+            crystal: "Si(111)".to_owned(),
+            roles: Vec::new(),
         }
     }
 }
@@ -85,6 +152,17 @@ impl Controls {
             ControlWrite::Passes(v) => self.passes = *v,
             ControlWrite::ChannelMask(v) => self.channel_mask = *v,
             ControlWrite::Encoding(v) => self.encoding = *v,
+            ControlWrite::DSpacing(v) => self.calibration.d_spacing = *v,
+            ControlWrite::CountsPerDegree(v) => self.calibration.counts_per_degree = *v,
+            ControlWrite::AngleOffset(v) => self.calibration.angle_offset = *v,
+            ControlWrite::Crystal(v) => self.crystal.clone_from(v),
+            ControlWrite::Role(n, v) => {
+                let n = usize::from(*n);
+                if self.roles.len() <= n {
+                    self.roles.resize(n + 1, String::new());
+                }
+                self.roles[n].clone_from(v);
+            }
             ControlWrite::Arm(_) | ControlWrite::Abort(_) => return false,
         }
         true
@@ -102,7 +180,24 @@ impl Controls {
             ControlWrite::Passes(self.passes),
             ControlWrite::ChannelMask(self.channel_mask),
             ControlWrite::Encoding(self.encoding),
+            ControlWrite::DSpacing(self.calibration.d_spacing),
+            ControlWrite::CountsPerDegree(self.calibration.counts_per_degree),
+            ControlWrite::AngleOffset(self.calibration.angle_offset),
+            ControlWrite::Crystal(self.crystal.clone()),
         ]
+        .into_iter()
+        .chain(
+            self.roles
+                .iter()
+                .enumerate()
+                .map(|(n, r)| ControlWrite::Role(n as u8, r.clone())),
+        )
+        .collect()
+    }
+
+    /// The role of channel `n` ("" when none is set).
+    pub fn role(&self, n: usize) -> &str {
+        self.roles.get(n).map_or("", String::as_str)
     }
 
     /// The scan these values describe, checked against `limits`; in list mode with its
@@ -121,7 +216,11 @@ impl Controls {
             0 => Encoding::Compact,
             1 => Encoding::Raw,
             2 => Encoding::Rice,
-            v => return Err(format!("Encoding {v} is not Compact (0), Raw (1) or Rice (2)")),
+            v => {
+                return Err(format!(
+                    "Encoding {v} is not Compact (0), Raw (1) or Rice (2)"
+                ));
+            }
         };
         let passes = u16::try_from(self.passes)
             .map_err(|_| format!("Passes must be 1 to 65535 (got {})", self.passes))?;
@@ -207,6 +306,28 @@ mod tests {
             ..Controls::default()
         };
         assert!(c.scan(&limits()).unwrap_err().contains("ChannelMask"));
+    }
+
+    #[test]
+    fn energy_follows_bragg_law() {
+        let c = Calibration {
+            d_spacing: 3.135_60,
+            counts_per_degree: 20_000.0,
+            angle_offset: 1000.0,
+        };
+        // Cu K at Si(111): θ = 12.7199° (xas.md).
+        let pos = 1000.0 + 12.7199 * 20_000.0;
+        assert!(
+            (c.energy_ev(pos) - 8979.0).abs() < 0.1,
+            "{}",
+            c.energy_ev(pos)
+        );
+        assert!(c.energy_ev(1000.0).is_nan(), "θ = 0 has no energy");
+        let none = Calibration {
+            d_spacing: 0.0,
+            ..c
+        };
+        assert!(none.energy_ev(pos).is_nan());
     }
 
     #[test]

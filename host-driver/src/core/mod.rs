@@ -15,7 +15,7 @@ pub mod image;
 pub mod phase;
 pub mod scan;
 
-pub use controls::{ControlWrite, Controls};
+pub use controls::{Calibration, ControlWrite, Controls};
 pub use image::{Image, Status};
 pub use phase::Phase;
 pub use scan::{ActiveScan, RowBlock};
@@ -509,7 +509,9 @@ impl Core {
     /// Takes up a scan the device runs from before this driver started.
     fn take_up(&mut self, scan_id: u32, config: ScanConfig, now: Instant) {
         let clock = self.asm.device_info().map_or(0, |i| i.clock_hz);
-        self.scan = Some(ActiveScan::new(scan_id, config, Vec::new(), clock));
+        let mut scan = ActiveScan::new(scan_id, config, Vec::new(), clock);
+        scan.calibration = self.controls.calibration;
+        self.scan = Some(scan);
         self.record = None;
         self.phase = Phase::Armed;
         self.start_scan(now);
@@ -786,7 +788,9 @@ impl Core {
             Ok((cfg, list)) => {
                 let id = self.next_scan_id;
                 self.next_scan_id = id.wrapping_add(1).max(1);
-                self.scan = Some(ActiveScan::new(id, cfg, list, info.clock_hz));
+                let mut scan = ActiveScan::new(id, cfg, list, info.clock_hz);
+                scan.calibration = self.controls.calibration;
+                self.scan = Some(scan);
                 self.phase = Phase::Configuring;
                 self.image.busy = true;
                 self.image.status = Status::Idle;

@@ -2,8 +2,9 @@
 //! data frame must pass before any of it is shown (PROTOCOL.md §What the host accepts from a
 //! device). Accepted points leave as [`RowBlock`]s, already in the waveforms' units.
 
+use super::controls::Calibration;
 use flyscan_protocol::limits::MAX_CHANNELS;
-use flyscan_protocol::{PointBatch, ScanConfig, ScanDone, TriggerMode};
+use flyscan_protocol::{Direction, PointBatch, ScanConfig, ScanDone, TriggerMode};
 
 /// Points of one accepted batch (or a hole of lost points), as columns in waveform units.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -20,6 +21,13 @@ pub struct RowBlock {
     pub live_time: Vec<f64>,
     /// Flag bits (0 for a lost point).
     pub flags: Vec<u8>,
+    /// Energy at the trigger (the end of the bin), eV.
+    pub energy: Vec<f64>,
+    /// Energy at the start of the bin (the previous preset), eV; NaN for the first point of a
+    /// pass, whose bin began at the arm or the turn-around.
+    pub energy_start: Vec<f64>,
+    /// Energy at the middle position of the bin, eV (NaN where `energy_start` is).
+    pub energy_centre: Vec<f64>,
     /// Counts per enabled channel, in channel order: `(channel, values)` (NaN for a lost point).
     pub counts: Vec<(u8, Vec<f64>)>,
 }
@@ -35,6 +43,28 @@ impl RowBlock {
         self.position.is_empty()
     }
 
+    /// The rows whose scan index is a multiple of `k`, numbered by index / k (a preview of the
+    /// scan holding every k-th point).
+    pub fn every(&self, k: u64) -> RowBlock {
+        let k = k.max(1);
+        let picked: Vec<usize> = (0..self.len())
+            .filter(|&j| (self.first + j as u64).is_multiple_of(k))
+            .collect();
+        let pick = |v: &[f64]| picked.iter().map(|&j| v[j]).collect::<Vec<f64>>();
+        RowBlock {
+            scan_id: self.scan_id,
+            first: picked.first().map_or(0, |&j| (self.first + j as u64) / k),
+            position: pick(&self.position),
+            timestamp: pick(&self.timestamp),
+            live_time: pick(&self.live_time),
+            flags: picked.iter().map(|&j| self.flags[j]).collect(),
+            energy: pick(&self.energy),
+            energy_start: pick(&self.energy_start),
+            energy_centre: pick(&self.energy_centre),
+            counts: self.counts.iter().map(|(c, v)| (*c, pick(v))).collect(),
+        }
+    }
+
     fn new(scan_id: u32, first: u64, mask: u32, n: usize) -> Self {
         let counts = (0..MAX_CHANNELS as u8)
             .filter(|&c| mask & (1 << c) != 0)
@@ -47,6 +77,9 @@ impl RowBlock {
             timestamp: Vec::with_capacity(n),
             live_time: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
+            energy: Vec::with_capacity(n),
+            energy_start: Vec::with_capacity(n),
+            energy_centre: Vec::with_capacity(n),
             counts,
         }
     }
@@ -56,6 +89,9 @@ impl RowBlock {
         self.timestamp.push(f64::NAN);
         self.live_time.push(f64::NAN);
         self.flags.push(0);
+        self.energy.push(f64::NAN);
+        self.energy_start.push(f64::NAN);
+        self.energy_centre.push(f64::NAN);
         for (_, c) in &mut self.counts {
             c.push(f64::NAN);
         }
@@ -87,6 +123,8 @@ pub struct ActiveScan {
     pub expected: u64,
     /// Device clock, Hz.
     pub clock_hz: u64,
+    /// Monochromator calibration at the arm (energies of this scan).
+    pub calibration: Calibration,
 }
 
 /// Why a data frame was refused.
@@ -116,7 +154,33 @@ impl ActiveScan {
             lost: 0,
             expected: config.total_points(),
             clock_hz,
+            calibration: Calibration::default(),
         }
+    }
+
+    /// The preset of point `index` (passes walk a bidirectional scan's presets backwards on
+    /// odd passes); `None` past the scan or for a list this driver does not hold.
+    pub fn preset(&self, index: u64) -> Option<i64> {
+        let count = u64::from(self.config.count.max(1));
+        let pass = index / count;
+        let mut k = index % count;
+        if self.config.direction == Direction::Bidirectional && pass % 2 == 1 {
+            k = count - 1 - k;
+        }
+        match self.config.mode {
+            TriggerMode::StartStepCount => self.config.preset(k as u32),
+            TriggerMode::List => self.list.get(k as usize).copied(),
+        }
+    }
+
+    /// Where the bin of point `index` began: the previous preset of its pass (`None` for the
+    /// first point of a pass).
+    pub fn bin_start(&self, index: u64) -> Option<i64> {
+        let count = u64::from(self.config.count.max(1));
+        if index.is_multiple_of(count) {
+            return None;
+        }
+        self.preset(index - 1)
     }
 
     /// True for a list scan.
@@ -161,7 +225,16 @@ impl ActiveScan {
         }
         let mut rows = RowBlock::new(self.id, first, self.config.channel_mask, n as usize);
         let clock = self.clock_hz;
+        let cal = self.calibration;
+        let mut index = first;
+        let this = &*self;
         let decoded = b.decode_with(|p| {
+            let end = p.position as f64;
+            let start = this.bin_start(index).map_or(f64::NAN, |s| s as f64);
+            rows.energy.push(cal.energy_ev(end));
+            rows.energy_start.push(cal.energy_ev(start));
+            rows.energy_centre.push(cal.energy_ev((start + end) / 2.0));
+            index += 1;
             rows.position.push(p.position as f64);
             rows.timestamp.push(seconds(p.timestamp, clock));
             rows.live_time.push(seconds(u64::from(p.live_time), clock));
@@ -301,6 +374,56 @@ mod tests {
     }
 
     #[test]
+    fn energies_follow_the_presets_and_the_calibration() {
+        let cfg = ScanConfig {
+            start: 250_000,
+            step: 50,
+            count: 5,
+            passes: 2,
+            direction: Direction::Bidirectional,
+            channel_mask: 1,
+            ..ScanConfig::default()
+        };
+        let mut s = ActiveScan::new(3, cfg, Vec::new(), 1000);
+        s.calibration = Calibration {
+            d_spacing: 3.135_60,
+            counts_per_degree: 20_000.0,
+            angle_offset: 0.0,
+        };
+        let mut w = BatchWriter::new(Encoding::Compact, 1, 0);
+        // Pass 0 forward, pass 1 backward, as the firmware fires them.
+        let presets = [0i64, 1, 2, 3, 4, 4, 3, 2, 1, 0].map(|k| 250_000 + 50 * k);
+        for (i, &pos) in presets.iter().enumerate() {
+            w.push(&Point {
+                position: pos,
+                timestamp: i as u64,
+                live_time: 1,
+                flags: PointFlags(0),
+                counts: flyscan_protocol::point::Counts::from_slice(&[1]).expect("one"),
+            })
+            .expect("fits");
+        }
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(3, 0, &w))
+            .expect("accepted");
+        let r = &rows[0];
+        // An independent computation: E = hc / (2 d sin θ).
+        let e = |pos: f64| 12_398.419_843 / (2.0 * 3.135_60 * (pos / 20_000.0).to_radians().sin());
+        for (i, &pos) in presets.iter().enumerate() {
+            assert!((r.energy[i] - e(pos as f64)).abs() < 1e-6, "point {i}");
+            if i == 0 || i == 5 {
+                assert!(r.energy_start[i].is_nan(), "first point of a pass {i}");
+                assert!(r.energy_centre[i].is_nan());
+            } else {
+                let prev = presets[i - 1] as f64;
+                assert!((r.energy_start[i] - e(prev)).abs() < 1e-6, "point {i}");
+                let mid = (prev + pos as f64) / 2.0;
+                assert!((r.energy_centre[i] - e(mid)).abs() < 1e-6, "point {i}");
+            }
+        }
+    }
+
+    #[test]
     fn wrong_frames_change_nothing() {
         let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
         let before = s.clone();
@@ -327,6 +450,24 @@ mod tests {
         };
         assert!(s.accept_done(&done(2)).is_err());
         assert!(s.accept_done(&done(11)).is_err());
+    }
+
+    #[test]
+    fn every_kth_row_is_numbered_by_its_index_over_k() {
+        let mut s = ActiveScan::new(7, cfg(), Vec::new(), 1000);
+        let w = writer(0, 3, 0b101);
+        s.accept_batch(&PointBatch::from_writer(7, 0, &w))
+            .expect("ok");
+        let w = writer(3, 7, 0b101);
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(7, 3, &w))
+            .expect("ok");
+        let p = rows[0].every(3);
+        // Indices 3..10: 3, 6, 9 → preview elements 1, 2, 3.
+        assert_eq!(p.first, 1);
+        assert_eq!(p.position, vec![30.0, 60.0, 90.0]);
+        assert_eq!(p.counts[1].1, vec![301.0, 601.0, 901.0]);
+        assert!(rows[0].every(100).is_empty());
     }
 
     #[test]

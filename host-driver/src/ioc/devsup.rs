@@ -28,38 +28,45 @@ impl Support {
         Self { tx, state }
     }
 
-    fn control_of(&self, name: &str) -> Option<Control> {
+    fn control_of(&self, name: &str) -> Option<(Control, Option<usize>)> {
         let st = self.state.lock().ok()?;
         let suffix = name.strip_prefix(st.prefix.as_deref()?)?;
-        match pv_table::lookup(suffix)?.0.role {
-            Role::Control(c) => Some(c),
+        let (pv, n) = pv_table::lookup(suffix)?;
+        match pv.role {
+            Role::Control(c) => Some((c, n)),
             Role::Output(_) => None,
         }
     }
 }
 
-/// A write to control `c` as the core's input.
-pub fn to_write(c: Control, v: Value) -> Option<ControlWrite> {
+/// A write to control `c` (of channel `n`, for a per-channel control) as the core's input.
+pub fn to_write(c: Control, n: Option<usize>, v: Value) -> Option<ControlWrite> {
     let int = |v: &Value| match v {
         Value::I64(x) => Some(*x),
         Value::F64(x) if x.is_finite() => Some(*x as i64),
         _ => None,
     };
     let index = |v: &Value| int(v).map(|x| u16::try_from(x).unwrap_or(u16::MAX));
+    let float = |v: &Value| match v {
+        Value::F64(x) => Some(*x),
+        Value::I64(x) => Some(*x as f64),
+        _ => None,
+    };
+    let text = |v: Value| match v {
+        Value::Str(s) => Some(s),
+        _ => None,
+    };
     Some(match c {
         Control::Mode => ControlWrite::Mode(index(&v)?),
         Control::Direction => ControlWrite::Direction(index(&v)?),
         Control::Encoding => ControlWrite::Encoding(index(&v)?),
-        Control::Start => ControlWrite::Start(match v {
-            Value::F64(x) => x,
-            Value::I64(x) => x as f64,
-            Value::Array(_) => return None,
-        }),
-        Control::Step => ControlWrite::Step(match v {
-            Value::F64(x) => x,
-            Value::I64(x) => x as f64,
-            Value::Array(_) => return None,
-        }),
+        Control::Start => ControlWrite::Start(float(&v)?),
+        Control::Step => ControlWrite::Step(float(&v)?),
+        Control::DSpacing => ControlWrite::DSpacing(float(&v)?),
+        Control::CountsPerDegree => ControlWrite::CountsPerDegree(float(&v)?),
+        Control::AngleOffset => ControlWrite::AngleOffset(float(&v)?),
+        Control::Crystal => ControlWrite::Crystal(text(v)?),
+        Control::Role => ControlWrite::Role(u8::try_from(n?).ok()?, text(v)?),
         Control::NPoints => ControlWrite::NPoints(int(&v)?),
         Control::Passes => ControlWrite::Passes(int(&v)?),
         Control::ChannelMask => ControlWrite::ChannelMask(int(&v)?),
@@ -72,8 +79,8 @@ pub fn to_write(c: Control, v: Value) -> Option<ControlWrite> {
     })
 }
 
-/// The restored value of control `c`.
-pub fn restored(c: Control, s: &Controls) -> Option<Value> {
+/// The restored value of control `c` (of channel `n`, for a per-channel control).
+pub fn restored(c: Control, n: Option<usize>, s: &Controls) -> Option<Value> {
     Some(match c {
         Control::Mode => Value::I64(i64::from(s.mode)),
         Control::Start => Value::F64(s.start),
@@ -84,15 +91,20 @@ pub fn restored(c: Control, s: &Controls) -> Option<Value> {
         Control::Passes => Value::I64(s.passes),
         Control::ChannelMask => Value::I64(s.channel_mask),
         Control::Encoding => Value::I64(i64::from(s.encoding)),
+        Control::DSpacing => Value::F64(s.calibration.d_spacing),
+        Control::CountsPerDegree => Value::F64(s.calibration.counts_per_degree),
+        Control::AngleOffset => Value::F64(s.calibration.angle_offset),
+        Control::Crystal => Value::Str(s.crystal.clone()),
+        Control::Role => Value::Str(s.role(n?).to_owned()),
         Control::Arm | Control::Abort => return None,
     })
 }
 
 impl DeviceSupport for Support {
     fn init_record(&self, name: &str) -> Option<Value> {
-        let c = self.control_of(name)?;
+        let (c, n) = self.control_of(name)?;
         let st = self.state.lock().ok()?;
-        restored(c, st.restore.as_ref()?)
+        restored(c, n, st.restore.as_ref()?)
     }
 
     fn is_control(&self, name: &str) -> bool {
@@ -100,10 +112,10 @@ impl DeviceSupport for Support {
     }
 
     fn written(&self, name: &str, value: Value) {
-        let Some(c) = self.control_of(name) else {
+        let Some((c, n)) = self.control_of(name) else {
             return;
         };
-        match to_write(c, value) {
+        match to_write(c, n, value) {
             // The core's thread may be gone at shutdown: nothing left to tell.
             Some(w) => {
                 let _ = self.tx.send(w);
@@ -120,6 +132,13 @@ mod tests {
     #[test]
     fn every_control_round_trips_through_its_record_value() {
         let s = Controls {
+            calibration: flyscan_host::core::Calibration {
+                d_spacing: 1.6375,
+                counts_per_degree: -5000.0,
+                angle_offset: 12.0,
+            },
+            crystal: "Si(311)".into(),
+            roles: vec!["I0".into(), "It".into(), String::new(), "If".into()],
             mode: 1,
             start: -5.0,
             step: 3.0,
@@ -132,16 +151,22 @@ mod tests {
         };
         let mut back = Controls::default();
         for p in pv_table::PVS {
-            if let Role::Control(c) = p.role
-                && let Some(v) = restored(c, &s)
-            {
-                let w = to_write(c, v).expect("converts");
-                assert!(back.apply(&w), "{c:?}");
+            let Role::Control(c) = p.role else { continue };
+            let channels: Vec<Option<usize>> = if p.per_channel() {
+                (0..4).map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for n in channels {
+                if let Some(v) = restored(c, n, &s) {
+                    let w = to_write(c, n, v).expect("converts");
+                    assert!(back.apply(&w), "{c:?}");
+                }
             }
         }
         assert_eq!(back, s);
         assert_eq!(
-            to_write(Control::Arm, Value::I64(1)),
+            to_write(Control::Arm, None, Value::I64(1)),
             Some(ControlWrite::Arm(true))
         );
     }

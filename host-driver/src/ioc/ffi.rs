@@ -230,6 +230,35 @@ impl Record {
         self.put_raw(dbf::STRING, buf.as_ptr().cast(), 1)
     }
 
+    /// Writes an array of strings (each cut to 39 bytes; at most the field's length).
+    pub fn put_strings(&self, items: &[String]) -> Result<(), i64> {
+        let n = items.len().min(self.capacity().max(1));
+        let mut buf = vec![0u8; 40 * n.max(1)];
+        for (k, s) in items.iter().take(n).enumerate() {
+            let b = s.as_bytes();
+            let len = b.len().min(39);
+            buf[40 * k..40 * k + len].copy_from_slice(&b[..len]);
+        }
+        self.put_raw(dbf::STRING, buf.as_ptr().cast(), n)
+    }
+
+    /// Reads a string field (record locked by the caller).
+    fn read_string(&self) -> Option<String> {
+        if self.addr.field_type != dbf::STRING || self.addr.pfield.is_null() {
+            return None;
+        }
+        // SAFETY: a DBF_STRING field is a NUL-terminated char[40] (field_size bytes); the
+        // record is locked by the IOC while its device support runs.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                self.addr.pfield as *const u8,
+                usize::try_from(self.addr.field_size).unwrap_or(0),
+            )
+        };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    }
+
     /// Writes a char array (a message; at most the field's length, NUL-terminated).
     pub fn put_chars(&self, s: &str) -> Result<(), i64> {
         let cap = self.capacity().max(1);
@@ -281,6 +310,15 @@ impl Record {
                 (dbf::DOUBLE, Value::F64(x)) => *(p as *mut f64) = *x,
                 (dbf::LONG, Value::I64(x)) => *(p as *mut i32) = *x as i32,
                 (dbf::INT64, Value::I64(x)) => *(p as *mut i64) = *x,
+                (dbf::STRING, Value::Str(x)) => {
+                    let size = usize::try_from(self.addr.field_size).unwrap_or(0);
+                    if size > 0 {
+                        let b = x.as_bytes();
+                        let n = b.len().min(size - 1);
+                        std::ptr::copy_nonoverlapping(b.as_ptr(), p as *mut u8, n);
+                        *(p as *mut u8).add(n) = 0;
+                    }
+                }
                 (dbf::ENUM | dbf::USHORT | dbf::MENU, Value::I64(x)) => {
                     *(p as *mut u16) = *x as u16
                 }
@@ -427,6 +465,8 @@ pub enum Value {
     I64(i64),
     /// An array of doubles (waveform, NORD elements).
     Array(Vec<f64>),
+    /// A string (stringout, at most 39 bytes).
+    Str(String),
 }
 
 /// What the safe side does with the flyscan device support.
@@ -464,6 +504,7 @@ unsafe extern "C" fn init_scalar(prec: *mut c_void) -> c_long {
     // The driver starts from what the record holds (restored, or the database's value).
     let v = match rec.field_type() {
         dbf::DOUBLE => rec.read_f64().map(Value::F64),
+        dbf::STRING => rec.read_string().map(Value::Str),
         _ => rec.read_i64().map(Value::I64),
     };
     if let Some(v) = v {
@@ -491,6 +532,15 @@ unsafe extern "C" fn write_double(prec: *mut c_void) -> c_long {
         && let Some(v) = rec.read_f64()
     {
         s.written(&name, Value::F64(v));
+    }
+    0
+}
+
+unsafe extern "C" fn write_string(prec: *mut c_void) -> c_long {
+    if let (Some(s), Some((name, rec))) = (support(), scalar_of(prec))
+        && let Some(v) = rec.read_string()
+    {
+        s.written(&name, Value::Str(v));
     }
     0
 }
@@ -571,6 +621,7 @@ static DEV_INT64OUT: Dset = dset(5, Some(init_scalar), Some(write_integer));
 static DEV_MBBO: Dset = dset(5, Some(init_enum), Some(write_integer));
 static DEV_BO: Dset = dset(5, Some(init_enum), Some(write_integer));
 static DEV_WAVEFORM: Dset = dset(5, Some(init_waveform), Some(read_waveform));
+static DEV_STRINGOUT: Dset = dset(5, Some(init_scalar), Some(write_string));
 
 /// The names the support is declared under in `flyscan.dbd`.
 pub const DEVICE_SUPPORT_DBD: &str = "\
@@ -580,6 +631,7 @@ device(int64out, INST_IO, devFlyscanInt64out, \"flyscan\")
 device(mbbo, INST_IO, devFlyscanMbbo, \"flyscan\")
 device(bo, INST_IO, devFlyscanBo, \"flyscan\")
 device(waveform, INST_IO, devFlyscanWaveform, \"flyscan\")
+device(stringout, INST_IO, devFlyscanStringout, \"flyscan\")
 ";
 
 // ---- start-up ------------------------------------------------------------------------------
@@ -635,17 +687,19 @@ pub fn prepare(
             cstr("devFlyscanMbbo"),
             cstr("devFlyscanBo"),
             cstr("devFlyscanWaveform"),
+            cstr("devFlyscanStringout"),
         ];
-        let tables: [*const Dset; 6] = [
+        let tables: [*const Dset; 7] = [
             &DEV_AO,
             &DEV_LONGOUT,
             &DEV_INT64OUT,
             &DEV_MBBO,
             &DEV_BO,
             &DEV_WAVEFORM,
+            &DEV_STRINGOUT,
         ];
         let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
-        registerDevices(pdbbase, 6, name_ptrs.as_ptr(), tables.as_ptr());
+        registerDevices(pdbbase, 7, name_ptrs.as_ptr(), tables.as_ptr());
         // The registry keeps the name pointers: they must live for the process.
         std::mem::forget(names);
         if registerAllRecordDeviceDrivers(pdbbase) != 0 {

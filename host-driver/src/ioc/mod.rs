@@ -13,6 +13,7 @@
 pub mod devsup;
 pub mod ffi;
 pub mod publisher;
+pub mod records;
 
 use devsup::{Support, SupportState};
 use flyscan_host::core::{ControlWrite, Controls, Core, CoreConfig, Image, RowBlock};
@@ -20,7 +21,8 @@ use flyscan_host::port_lock::{PortLock, lock_dir};
 use flyscan_host::serial::SerialConfig;
 use flyscan_host::settings_file::{Saved, SettingsFile};
 use flyscan_host::shell::{self, Sink};
-use publisher::{Publisher, Records};
+use publisher::Publisher;
+use records::Records;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -174,8 +176,8 @@ fn on_hook(state: i32) {
 struct IocSink(Publisher);
 
 impl Sink for IocSink {
-    fn scan_started(&mut self, mask: u32) {
-        self.0.scan_started(mask);
+    fn scan_started(&mut self, mask: u32, expected: u64) {
+        self.0.scan_started(mask, expected);
     }
     fn rows(&mut self, rows: &RowBlock) {
         self.0.rows(rows);
@@ -193,6 +195,9 @@ impl Sink for IocSink {
     }
     fn reset_abort(&mut self) {
         self.0.reset_abort();
+    }
+    fn controls(&mut self, controls: &Controls) {
+        self.0.roles(|n| controls.role(n).to_owned());
     }
 }
 

@@ -1,244 +1,215 @@
-//! Shows the core's outputs in the IOC's records, in-process: scalars through `dbPutField`
-//! when they change; per-point rows copied into the waveforms' own buffers as they arrive
-//! (O(new points)), with the waveforms processed (timestamp, monitors) on a schedule that keeps
-//! what a monitoring client receives proportional to the final arrays: whenever the arrays have
-//! doubled since they were last posted (and at most every `min_interval`), when the points
-//! stop coming for a moment (a slow or stalled scan still shows all it has), and once more when
-//! the scan ends. Waveforms are posted before the scalars, and `Status` last, so a client that
-//! sees `Status = Done` reads final arrays.
+//! Shows the core's outputs in the IOC's records, in-process. Scalars go through `dbPutField`
+//! when they change. Per-point rows are copied into the records' own buffers as they arrive
+//! (O(new points)) and shown in three views, each with its own schedule so that what clients
+//! receive stays proportional to the data:
+//!
+//! * **tail** (`Tail:*`, `CH<n>:Tail`): the points that arrived since the last tick, with their
+//!   indices, every tick — every point reaches a monitor within a tick, whatever the scan's size;
+//! * **preview** (`Preview:*`, `CH<n>:Preview`): every k-th point of the scan (k from its
+//!   expected length, so the preview fits its records), at most every [`PREVIEW_EVERY`] — for
+//!   screens that plot the whole scan live;
+//! * **full** arrays (`Position`, `CH<n>`, …): posted whenever they have doubled since they were
+//!   last posted (a client monitoring them receives at most twice the final arrays, plus one
+//!   post per pause in the data), when the points stop coming for a moment, and when the scan
+//!   ends.
+//!
+//! Waveforms are posted before the scalars, and `Status` last, so a client that sees
+//! `Status = Done` reads final arrays.
 
-use super::ffi::{ArrayRecord, Record};
+use super::records::{Records, View};
 use flyscan_host::core::{Image, RowBlock};
-use flyscan_host::pv_table::{Control, Output, PVS, Role};
-use std::collections::HashMap;
+use flyscan_host::pv_table::Output;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-/// A per-point waveform of the driver.
-#[derive(Debug, Clone, Copy)]
-struct Wave(ArrayRecord);
-
-impl Wave {
-    fn find(name: &str) -> Option<Self> {
-        ArrayRecord::find(name).map(Self)
-    }
-
-    fn write_doubles(&self, first: usize, data: &[f64]) {
-        self.0.with_lock(|mut l| {
-            if let Some(buf) = l.doubles() {
-                let end = (first + data.len()).min(buf.len());
-                if first < end {
-                    buf[first..end].copy_from_slice(&data[..end - first]);
-                }
-            }
-        });
-    }
-
-    fn write_bytes(&self, first: usize, data: &[u8]) {
-        self.0.with_lock(|mut l| {
-            if let Some(buf) = l.bytes() {
-                let end = (first + data.len()).min(buf.len());
-                if first < end {
-                    buf[first..end].copy_from_slice(&data[..end - first]);
-                }
-            }
-        });
-    }
-
-    fn post(&self, len: usize) {
-        self.0.with_lock(|mut l| l.process(len));
-    }
-}
-
-/// The driver's records, found by name.
-#[derive(Debug)]
-pub struct Records {
-    scalars: HashMap<Output, Record>,
-    position: Wave,
-    timestamp: Wave,
-    live_time: Wave,
-    flags: Wave,
-    channels: Vec<Wave>,
-    arm: Record,
-    abort: Record,
-    /// Points per waveform (NELM of `Position`).
-    pub capacity: usize,
-    /// Elements `Positions` holds (its NELM).
-    pub list_elements: usize,
-}
-
-impl Records {
-    /// Finds every record of the PV table for prefix `p` and `channels` channels; the error
-    /// lists every record the loaded databases lack.
-    pub fn bind(p: &str, channels: usize) -> Result<Self, Vec<String>> {
-        let mut missing = Vec::new();
-        let mut scalars = HashMap::new();
-        let mut waves = HashMap::new();
-        let mut channel_waves = Vec::new();
-        let mut controls = HashMap::new();
-        for pv in PVS {
-            let n = if pv.per_channel() { channels } else { 1 };
-            for ch in 0..n {
-                let name = pv.record_name(p, ch);
-                let is_wave = pv.record.starts_with("waveform");
-                let found = if is_wave {
-                    Wave::find(&name).map(|w| (*w.0.val(), Some(w)))
-                } else {
-                    Record::find(&name).map(|r| (r, None))
-                };
-                let Some((rec, wave)) = found else {
-                    missing.push(name);
-                    continue;
-                };
-                match pv.role {
-                    Role::Output(Output::Channel) => {
-                        if let Some(w) = wave {
-                            channel_waves.push(w);
-                        }
-                    }
-                    Role::Output(o) => {
-                        if let Some(w) = wave {
-                            waves.insert(o, w);
-                        }
-                        scalars.insert(o, rec);
-                    }
-                    Role::Control(c) => {
-                        controls.insert(c, rec);
-                    }
-                }
-            }
-        }
-        if !missing.is_empty() {
-            return Err(missing);
-        }
-        let wave = |o: Output| waves.get(&o).copied().ok_or(vec![format!("{p}{o:?}")]);
-        let ctl = |c: Control| controls.get(&c).copied().ok_or(vec![format!("{p}{c:?}")]);
-        let position = wave(Output::Position)?;
-        Ok(Self {
-            capacity: position.0.val().capacity(),
-            list_elements: ctl(Control::Positions)?.capacity(),
-            position,
-            timestamp: wave(Output::Timestamp)?,
-            live_time: wave(Output::LiveTime)?,
-            flags: wave(Output::Flags)?,
-            channels: channel_waves,
-            arm: ctl(Control::Arm)?,
-            abort: ctl(Control::Abort)?,
-            scalars,
-        })
-    }
-
-    fn all_waves(&self) -> impl Iterator<Item = &Wave> {
-        [
-            &self.position,
-            &self.timestamp,
-            &self.live_time,
-            &self.flags,
-        ]
-        .into_iter()
-        .chain(self.channels.iter())
-    }
-}
 
 /// How an integer record's value comes from the image.
 type IntOf = fn(&Image) -> i64;
 
-/// No new rows for this long: the arrays are shown as they are.
+/// No new rows for this long: the full arrays are shown as they are.
 const QUIET: Duration = Duration::from_millis(250);
+/// Shortest time between two posts of the preview.
+pub const PREVIEW_EVERY: Duration = Duration::from_millis(200);
 
 /// Publishing state.
 #[derive(Debug)]
 pub struct Publisher {
     recs: Records,
     last: Option<Image>,
-    /// Rows held in the waveforms' buffers.
-    len: usize,
-    /// Rows shown at the last post.
-    posted: usize,
-    last_post: Option<Instant>,
     /// Channels of the current scan.
     mask: u32,
+    /// Roles last written into the channels' DESC.
+    roles: Vec<String>,
+    /// Rows held in the full arrays.
+    len: usize,
+    /// Rows shown at the last post of the full arrays.
+    posted: usize,
+    last_post: Option<Instant>,
     /// When rows last arrived.
     last_rows: Option<Instant>,
-    /// Shortest time between two posts of the waveforms.
+    /// Rows not yet shown in the tail.
+    pending: VecDeque<RowBlock>,
+    /// The preview holds every `every`-th point.
+    every: u64,
+    preview_len: usize,
+    preview_posted: usize,
+    last_preview: Option<Instant>,
+    /// Shortest time between two posts of the full arrays.
     pub min_interval: Duration,
 }
 
 impl Publisher {
-    /// Publishes into `recs`.
+    /// Publishes into `recs` (and writes the scan table's column names).
     pub fn new(recs: Records) -> Self {
+        if let Some(w) = &recs.labels
+            && let Err(s) = w.put_strings(&recs.scan_labels())
+        {
+            tracing::error!(status = s, "cannot write ScanLabels");
+        }
         Self {
             recs,
             last: None,
+            mask: 0,
+            roles: Vec::new(),
             len: 0,
             posted: 0,
             last_post: None,
-            mask: 0,
             last_rows: None,
+            pending: VecDeque::new(),
+            every: 1,
+            preview_len: 0,
+            preview_posted: 0,
+            last_preview: None,
             min_interval: Duration::from_millis(50),
         }
     }
 
-    /// A new scan: every waveform empty.
-    pub fn scan_started(&mut self, mask: u32) {
+    /// A new scan of `expected` points on the channels of `mask`: every view empty.
+    pub fn scan_started(&mut self, mask: u32, expected: u64) {
         self.mask = mask;
         self.len = 0;
         self.posted = 0;
-        for w in self.recs.all_waves() {
-            w.post(0);
-        }
         self.last_post = None;
+        self.pending.clear();
+        let room = self.recs.preview.capacity().max(1) as u64;
+        self.every = expected.div_ceil(room).max(1);
+        self.preview_len = 0;
+        self.preview_posted = 0;
+        self.last_preview = None;
+        for v in [&self.recs.full, &self.recs.tail, &self.recs.preview] {
+            v.clear();
+        }
+        self.shown(0);
     }
 
-    /// Copies rows into the waveforms (shown at the next post).
+    /// Copies rows into the full arrays and the preview; queues them for the tail.
     pub fn rows(&mut self, r: &RowBlock) {
         let first = usize::try_from(r.first).unwrap_or(usize::MAX);
-        if first > self.recs.capacity {
+        if first >= self.recs.capacity {
             return;
         }
-        self.recs.position.write_doubles(first, &r.position);
-        self.recs.timestamp.write_doubles(first, &r.timestamp);
-        self.recs.live_time.write_doubles(first, &r.live_time);
-        self.recs.flags.write_bytes(first, &r.flags);
-        for (ch, v) in &r.counts {
-            if let Some(w) = self.recs.channels.get(usize::from(*ch)) {
-                w.write_doubles(first, v);
+        let n = r.len().min(self.recs.capacity - first);
+        self.recs.full.write(first, r, 0, n);
+        self.len = (first + n).max(self.len);
+        let p = r.every(self.every);
+        if !p.is_empty() {
+            let at = usize::try_from(p.first).unwrap_or(usize::MAX);
+            let room = self.recs.preview.capacity();
+            if at < room {
+                let k = p.len().min(room - at);
+                self.recs.preview.write(at, &p, 0, k);
+                self.preview_len = (at + k).max(self.preview_len);
             }
         }
-        self.len = (first + r.len()).min(self.recs.capacity).max(self.len);
+        self.pending.push_back(r.clone());
         self.last_rows = Some(Instant::now());
     }
 
-    /// Posts the waveforms if due (`end`: the scan ended, post now).
+    /// Shows what is due: the tail always, the preview and the full arrays on their schedules
+    /// (`end`: the scan ended, show everything now).
     pub fn post(&mut self, now: Instant, end: bool) {
+        self.post_tail();
+        let spaced = |t: Option<Instant>, d: Duration| {
+            t.is_none_or(|t| now.saturating_duration_since(t) >= d)
+        };
+        if self.preview_len > self.preview_posted
+            && (end || spaced(self.last_preview, PREVIEW_EVERY))
+        {
+            self.recs.preview.post(self.preview_len, self.mask);
+            self.preview_posted = self.preview_len;
+            self.last_preview = Some(now);
+        }
         if self.len == self.posted {
             return;
         }
         let doubled = self.len >= 2 * self.posted.max(1);
-        let spaced = self
-            .last_post
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.min_interval);
-        let quiet = self
-            .last_rows
-            .is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
-        if !(end || (spaced && (doubled || quiet))) {
+        let quiet = spaced(self.last_rows, QUIET);
+        if !(end || (spaced(self.last_post, self.min_interval) && (doubled || quiet))) {
             return;
         }
-        let n = self.len;
-        for w in [
-            &self.recs.position,
-            &self.recs.timestamp,
-            &self.recs.live_time,
-            &self.recs.flags,
-        ] {
-            w.post(n);
+        self.recs.full.post(self.len, self.mask);
+        self.posted = self.len;
+        self.last_post = Some(now);
+        self.shown(self.len);
+    }
+
+    /// The rows queued since the last tick, in as few tail posts as its records allow.
+    fn post_tail(&mut self) {
+        let room = self.recs.tail.capacity();
+        if room == 0 {
+            self.pending.clear();
+            return;
         }
-        for (ch, w) in self.recs.channels.iter().enumerate() {
-            if self.mask & (1 << ch) != 0 {
-                w.post(n);
+        let view: &View = &self.recs.tail;
+        let mut filled = 0;
+        while let Some(r) = self.pending.pop_front() {
+            let mut skip = 0;
+            while skip < r.len() {
+                let n = (r.len() - skip).min(room - filled);
+                view.write(filled, &r, skip, n);
+                filled += n;
+                skip += n;
+                if filled == room {
+                    view.post(filled, self.mask);
+                    filled = 0;
+                }
             }
         }
-        self.posted = n;
-        self.last_post = Some(now);
+        if filled > 0 {
+            view.post(filled, self.mask);
+        }
+    }
+
+    /// `NumShown` after the full arrays were posted: sends the PVA scan table as one update.
+    fn shown(&self, n: usize) {
+        if let Some(r) = self.recs.scalars.get(&Output::NumShown)
+            && let Err(s) = r.put_i64(n as i64)
+        {
+            tracing::error!(status = s, "cannot write NumShown");
+        }
+    }
+
+    /// Writes each channel's role into its `DESC` when it changed.
+    pub fn roles(&mut self, role: impl Fn(usize) -> String) {
+        for (n, d) in self.recs.descs.iter().enumerate() {
+            let r = role(n);
+            if self.roles.get(n) == Some(&r) {
+                continue;
+            }
+            let text = if r.is_empty() {
+                format!("Counts of channel {n}")
+            } else {
+                format!("{r}: counts of channel {n}")
+            };
+            match d.put_string(&text) {
+                Ok(()) => {
+                    if self.roles.len() <= n {
+                        self.roles.resize(n + 1, String::new());
+                    }
+                    self.roles[n] = r;
+                }
+                Err(s) => tracing::error!(status = s, channel = n, "cannot write DESC"),
+            }
+        }
     }
 
     /// Writes the scalars that changed; `Status` last.

@@ -227,8 +227,8 @@ pub fn race(ioc: &FlyscanIoc, n: u32, seed: u64) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-/// `pvget` (PV Access, C++ client) of an array PV: the `value:[…]` of its `-M json` output.
-pub fn pvget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
+/// `pvget -M json` (PV Access, C++ client) of a PV: its whole output.
+pub fn pvget_text(ioc: &FlyscanIoc, pv: &str) -> String {
     let out = Command::new(ioc::ca_tool("pvget"))
         .args(["-w", "5", "-M", "json", pv])
         .envs(ioc.client_env())
@@ -240,10 +240,16 @@ pub fn pvget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
         "pvget {pv}: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// The array `key:[…]` in `pvget -M json` output.
+pub fn json_array(text: &str, key: &str) -> Vec<f64> {
+    let tag = format!("{key}:[");
     let start = text
-        .find("value:[")
-        .unwrap_or_else(|| panic!("pvget {pv}: no value array in {text}"))
-        + "value:[".len();
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no {key} array in {text}"))
+        + tag.len();
     let end = start + text[start..].find(']').expect("closing bracket");
     text[start..end]
         .split(',')
@@ -253,10 +259,15 @@ pub fn pvget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
             if w.eq_ignore_ascii_case("nan") || w.eq_ignore_ascii_case("-nan") {
                 f64::NAN
             } else {
-                w.parse().unwrap_or_else(|_| panic!("pvget {pv}: {w:?}"))
+                w.parse().unwrap_or_else(|_| panic!("{key}: {w:?}"))
             }
         })
         .collect()
+}
+
+/// `pvget` (PV Access) of an array PV.
+pub fn pvget_array(ioc: &FlyscanIoc, pv: &str) -> Vec<f64> {
+    json_array(&pvget_text(ioc, pv), "value")
 }
 
 pub fn caput_as(ioc: &FlyscanIoc, host: &str, pv: &str, value: f64) -> serde_json::Value {
