@@ -145,6 +145,21 @@ class DocCollector:
         """Documents of one kind, in order."""
         return [d for n, d in self.docs if n == name]
 
+    def stream_events(self, stream: str = "primary") -> list[dict]:
+        """Events of a stream (from events and event pages), in emission order."""
+        from event_model import unpack_event_page
+
+        descs = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
+        events: list[dict] = []
+        for name, doc in self.docs:
+            if doc.get("descriptor") not in descs:
+                continue
+            if name == "event":
+                events.append(doc)
+            elif name == "event_page":
+                events += list(unpack_event_page(doc))
+        return events
+
     def stream_data(self, stream: str = "primary", as_emitted: bool = False) -> dict[str, list]:
         """Per-key point values of a stream, from its events and event pages, by `seq_num`
         (or in emission order: after a pause the replayed events reuse their numbers)."""
