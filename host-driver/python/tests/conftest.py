@@ -163,20 +163,10 @@ class DocCollector:
     def stream_data(self, stream: str = "primary", as_emitted: bool = False) -> dict[str, list]:
         """Per-key point values of a stream, from its events and event pages, by `seq_num`
         (or in emission order: after a pause the replayed events reuse their numbers)."""
-        from event_model import unpack_event_page
-
-        descs = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
-        out: dict[str, list] = defaultdict(list)
-        events: list[dict] = []
-        for name, doc in self.docs:
-            if doc.get("descriptor") not in descs:
-                continue
-            if name == "event":
-                events.append(doc)
-            elif name == "event_page":
-                events += list(unpack_event_page(doc))
+        events = self.stream_events(stream)
         if not as_emitted:
             events.sort(key=lambda e: e["seq_num"])
+        out: dict[str, list] = defaultdict(list)
         for e in events:
             for k, v in e["data"].items():
                 out[k].append(v)
