@@ -22,7 +22,9 @@ impl Ca {
         &self.env
     }
 
-    fn tool(&self, name: &str) -> Command {
+    /// A command for one of the venv's tools (`python`, or an EPICS base client such as
+    /// `caget`), with this IOC's client environment.
+    pub fn tool(&self, name: &str) -> Command {
         let path = if name == "python" {
             self.venv.join("bin").join(name)
         } else {

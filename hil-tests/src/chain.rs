@@ -268,7 +268,13 @@ impl Chain {
         put("ChannelMask", c.channel_mask.to_string())?;
         put(
             "Encoding",
-            (if c.encoding == Encoding::Raw { 1 } else { 0 }).to_string(),
+            // The Encoding PV's states (see the host driver's PV table).
+            match c.encoding {
+                Encoding::Compact => 0,
+                Encoding::Raw => 1,
+                Encoding::Rice => 2,
+            }
+            .to_string(),
         )?;
         if c.mode == TriggerMode::List {
             let v: Vec<f64> = self.plan.positions.iter().map(|&p| p as f64).collect();
@@ -366,6 +372,11 @@ impl Chain {
     /// The scenario file this chain runs.
     pub fn scenario_path(&self) -> &Path {
         &self.opts.scenario
+    }
+
+    /// Process id of the running IOC (the host driver runs inside it).
+    pub fn ioc_pid(&self) -> Option<u32> {
+        self.ioc.as_ref().and_then(FlyscanIoc::pid)
     }
 
     /// Device clock rate of the scenario, Hz.

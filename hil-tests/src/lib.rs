@@ -3,6 +3,7 @@
 //! simulator's ground truth. Also home of the demo (`flyscan-demo`), whose Bluesky half is
 //! `python -m flyscan_bluesky.demo`.
 
+pub mod bench;
 pub mod ca;
 pub mod chain;
 pub mod compare;

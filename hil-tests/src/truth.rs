@@ -26,6 +26,12 @@ pub struct TruthPoint {
 pub struct TruthSummary {
     /// Points expected.
     pub points: u64,
+    /// Edges lost to the FPGA FIFO overrunning.
+    #[serde(default)]
+    pub fifo_overruns: u64,
+    /// Line bytes the device sent to the host.
+    #[serde(default)]
+    pub up_bytes_sent: u64,
     /// Illegal quadrature transitions the device should count.
     pub illegal_transitions: u64,
     /// Encoder glitches injected.

@@ -1,11 +1,15 @@
 //! Pipeline benchmarks through `flyscan-ioc` (prints numbers; see BENCHMARKS.md, section Host
 //! driver):
-//! 1. latency from a batch frame written to the pty to the value seen by a CA monitor;
-//! 2. sustained points/s for 8 channels × 100 000 points, and the IOC's peak RSS.
+//! 1. latency from a one-point batch frame written to the pty to the value seen by a CA monitor;
+//! 2. 8 channels × 100 000 points streamed unpaced: the decode path alone (in-process, the same
+//!    number of points and encoding) beside the whole stream (first frame written → the CA
+//!    monitor of `NumCaptured` showing every point), so the time outside decoding (pty,
+//!    records, Channel Access) shows; and the IOC's peak RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 use common::*;
 use flyscan_host::launcher::{FlyscanIoc, IocOptions};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -32,8 +36,24 @@ fn arm(ioc: &FlyscanIoc, count: u32, mask: u32, encoding: &str) {
 }
 
 fn wait_done(ioc: &FlyscanIoc) {
-    wait_for(300, "Done", Some(ioc), || {
-        (caget(ioc, &format!("{}Status", ioc.prefix()))[0] == 3.0).then_some(())
+    let p = ioc.prefix().to_owned();
+    wait_for(300, "the scan's end", Some(ioc), || {
+        let s = caget(ioc, &format!("{p}Status"))[0];
+        match s as u32 {
+            3 => Some(()),
+            4 | 5 => panic!(
+                "the scan ended in state {s}: {}",
+                String::from_utf8_lossy(
+                    &std::process::Command::new(flyscan_host::launcher::ca_tool("caget"))
+                        .args(["-S", "-t", &format!("{p}StatusMessage")])
+                        .envs(ioc.client_env())
+                        .output()
+                        .map(|o| o.stdout)
+                        .unwrap_or_default()
+                )
+            ),
+            _ => None,
+        }
     });
 }
 
@@ -88,7 +108,21 @@ fn latency() {
 }
 
 fn throughput(encoding: &str) {
-    let npts = 100_000u32;
+    let npts = support::POINTS;
+    let enc = if encoding == "0" {
+        flyscan_protocol::Encoding::Compact
+    } else {
+        flyscan_protocol::Encoding::Raw
+    };
+    // The decode path alone, on a stream of the same size and encoding.
+    let (bytes, _) = support::stream(enc);
+    let decode = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(support::in_place(&bytes, enc, true), u64::from(npts));
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
     let dev = FakeDevice::start(DevOptions {
         batch_points: 0,
         batch_interval: Duration::ZERO,
@@ -110,27 +144,39 @@ fn throughput(encoding: &str) {
     wait_for(20, "connected", Some(&ioc), || {
         (caget(&ioc, "BT:Connected")[0] == 1.0).then_some(())
     });
-    let t0 = Instant::now();
+    let mon = PyMonitor::start(&ioc, "monitor_times", "BT:NumCaptured", 60.0);
     arm(&ioc, npts, 0xff, encoding);
     wait_done(&ioc);
-    let secs = t0.elapsed().as_secs_f64();
+    let seen = mon.finish();
+    let first_frame = dev
+        .stats()
+        .batch_times
+        .first()
+        .map(|(_, t)| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64())
+        .expect("the device sent batches");
+    let all_seen = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[0].as_f64().unwrap_or(0.0) >= f64::from(npts))
+        .and_then(|e| e[1].as_f64())
+        .expect("a NumCaptured update with every point");
+    let stream = all_seen - first_frame;
     let captured = caget(&ioc, "BT:NumCaptured")[0];
     let lost = caget(&ioc, "BT:LostPoints")[0];
     let resends = caget(&ioc, "BT:Resends")[0];
-    let link_errors = caget(&ioc, "BT:LinkErrors")[0];
     let raw = f64::from(npts) * (21.0 + 4.0 * 8.0);
     let rss = ioc.pid().map_or(0, peak_rss) as f64;
-    if let Ok(dir) = std::env::var("FLYSCAN_BENCH_LOG") {
-        let _ = std::fs::write(format!("{dir}/ioc-{encoding}.log"), ioc.log_text());
-    }
     println!(
-        "throughput ({}, 8 ch, {npts} points): {:.0} points/s (arm to Status=Done {:.2} s, incl. ~0.3 s of caput), captured {captured}, lost {lost}, resend requests {resends}, link errors {link_errors}; IOC peak RSS {:.1} MB (budget 2 x {:.1} MB raw + 32 MB = {:.1} MB)",
+        "{} 8 ch x {npts} points: decode path {:.1} ms ({:.0} ns/point); whole stream {:.0} ms ({:.0} points/s), of which outside decoding {:.0} ms; captured {captured}, lost {lost}, resend requests {resends}; IOC peak RSS {:.1} MB (raw data {:.1} MB)",
         if encoding == "0" { "compact" } else { "raw" },
-        f64::from(npts) / secs,
-        secs,
+        decode * 1e3,
+        decode * 1e9 / f64::from(npts),
+        stream * 1e3,
+        f64::from(npts) / stream,
+        (stream - decode) * 1e3,
         rss / 1e6,
         raw / 1e6,
-        (2.0 * raw + 32e6) / 1e6
     );
 }
 

@@ -31,9 +31,76 @@ const TICK: Duration = Duration::from_millis(20);
 /// Shortest time between two writes of the settings file.
 const SAVE_EVERY: Duration = Duration::from_millis(200);
 
+/// Writes the settings file on its own thread: an fsync can take tens of milliseconds on a busy
+/// disk, and the driver's loop carries every point to the records. Writes are applied in order;
+/// when several are queued only the newest is written.
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Saved>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set by the thread when a write failed: the saver sends again.
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Writer {
+    fn start(file: SettingsFile) -> Self {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::channel::<Saved>();
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("settings-writer".into())
+            .spawn(move || {
+                while let Ok(mut s) = rx.recv() {
+                    while let Ok(newer) = rx.try_recv() {
+                        s = newer;
+                    }
+                    match file.store(&s) {
+                        Ok(()) => flag.store(false, Ordering::Relaxed),
+                        Err(e) => {
+                            flag.store(true, Ordering::Relaxed);
+                            tracing::error!(file = %file.path().display(), error = %e, "cannot write the settings file");
+                        }
+                    }
+                }
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the settings writer: settings are not saved");
+                None
+            }
+        };
+        Self {
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+            failed,
+        }
+    }
+
+    fn send(&self, s: Saved) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(s);
+        }
+    }
+
+    /// True (once) after a write failed.
+    fn take_failure(&self) -> bool {
+        self.failed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes what is queued and stops the thread.
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Keeps the settings file in step with the core.
 struct Saver {
-    file: SettingsFile,
+    writer: Writer,
     saved: Option<Saved>,
     scan: Option<ScanRecord>,
     last: Option<Instant>,
@@ -57,13 +124,13 @@ impl Saver {
     }
 
     fn save(&mut self, controls: &Controls, now: Instant) {
+        if self.writer.take_failure() {
+            // Not on disk: write it again when due.
+            self.saved = None;
+        }
         if let Some(want) = self.due(controls, now) {
-            match self.file.store(&want) {
-                Ok(()) => self.saved = Some(want),
-                Err(e) => {
-                    tracing::error!(file = %self.file.path().display(), error = %e, "cannot write the settings file")
-                }
-            }
+            self.writer.send(want.clone());
+            self.saved = Some(want);
             self.last = Some(now);
         }
     }
@@ -81,7 +148,7 @@ pub async fn run(
     let mut saver = settings.map(|(file, saved)| Saver {
         scan: saved.as_ref().and_then(|s| s.scan).and_then(|s| s.record()),
         saved,
-        file,
+        writer: Writer::start(file),
         last: None,
     });
     let (to_port, port_rx) = mpsc::channel::<Vec<u8>>(1024);
@@ -154,6 +221,7 @@ pub async fn run(
         // Whatever is pending, now.
         s.last = None;
         s.save(core.controls(), Instant::now());
+        s.writer.finish();
     }
     drop(to_port);
     let _ = tokio::time::timeout(Duration::from_secs(1), serial_task).await;

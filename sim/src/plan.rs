@@ -94,6 +94,7 @@ impl ScanPlan {
             encoding: match s.encoding {
                 PlanEncoding::Raw => Encoding::Raw,
                 PlanEncoding::Compact => Encoding::Compact,
+                PlanEncoding::Rice => Encoding::Rice,
             },
             start: if mode == TriggerMode::StartStepCount {
                 s.start

@@ -434,6 +434,8 @@ pub enum PlanEncoding {
     Raw,
     /// Delta-coded points.
     Compact,
+    /// Entropy-coded points (Rice codes of the count residuals).
+    Rice,
 }
 
 /// `[scan]`: what the host configures.

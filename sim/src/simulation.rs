@@ -369,6 +369,7 @@ pub fn summarize(f: &FpgaModel, plan: &ScanPlan, up: LinkStats, down: LinkStats)
         fifo_overruns: f.stats().events_dropped,
         jump_points: f.truth().jumps(),
         position_jumps: f.truth().multi_fire_edges(),
+        up_bytes_sent: up.bytes_sent,
         up_bytes_corrupted: up.bytes_corrupted,
         up_bytes_dropped: up.bytes_dropped,
         down_bytes_corrupted: down.bytes_corrupted,

@@ -69,6 +69,8 @@ pub struct TruthSummary {
     pub jump_points: u64,
     /// Edges that fired two or more presets (the firmware's `Health.position_jumps`).
     pub position_jumps: u64,
+    /// Line bytes the device sent to the host.
+    pub up_bytes_sent: u64,
     /// Line bytes corrupted device → host.
     pub up_bytes_corrupted: u64,
     /// Line bytes dropped device → host.

@@ -35,6 +35,13 @@ enum Cmd {
     Cross,
     /// Run the hardware-in-the-loop bench (against the simulator, or FLYSCAN_HIL_DEVICE).
     Hil,
+    /// End-to-end benchmarks (throughput at the line's capacity, latency, scaling table):
+    /// `cargo xtask e2e-bench [throughput|scale|all] [options]` (see `e2e-bench --help`).
+    E2eBench {
+        /// Arguments passed on to `e2e-bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Demo { args } => demo(&root, &args),
         Cmd::Cross => cross().map(|_| ()),
         Cmd::Hil => hil(&root),
+        Cmd::E2eBench { args } => e2e_bench(&root, &args),
     }
 }
 
@@ -167,6 +175,24 @@ fn hil(root: &Path) -> Result<()> {
         t.env("FLYSCAN_AARCH64_FIRMWARE", fw);
     }
     run(&mut t)
+}
+
+/// The end-to-end benchmarks, on the release binaries.
+fn e2e_bench(root: &Path, args: &[String]) -> Result<()> {
+    build_bench_binaries()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flyscan-hil-tests",
+        "--bin",
+        "e2e-bench",
+    ]))?;
+    run(
+        Command::new(target_dir(root).join("release").join("e2e-bench"))
+            .args(args)
+            .env("FLYSCAN_BIN_DIR", target_dir(root).join("release")),
+    )
 }
 
 fn test(root: &Path) -> Result<()> {

@@ -49,11 +49,13 @@ def test_every_screen_pv_is_a_record_of_the_database(bob):
 def test_screen_has_controls_progress_and_channel_plots(bob):
     pvs = screen_pvs(bob)
     for name in ["Mode", "Start", "Step", "NPoints", "Direction", "ChannelMask", "Arm", "Abort",
-                 "Status", "StatusMessage", "NumCaptured", "NumExpected", "LostPoints"]:
+                 "Status", "StatusMessage", "NumCaptured", "NumExpected", "LostPoints",
+                 "ProtocolErrors"]:
         assert f"$(P){name}" in pvs, f"screen lacks $(P){name}"
     writes = {a.findtext("pv_name") for a in bob.iter("action") if a.get("type") == "write_pv"}
     assert {"$(P)Arm", "$(P)Abort"} <= writes
     traces = [(t.findtext("x_pv"), t.findtext("y_pv")) for t in bob.iter("trace")]
-    assert sorted(y for _, y in traces) == sorted(f"$(P)CH{n}" for n in range(8))
-    assert all(x == "$(P)Position" for x, _ in traces)
+    # Live plots of the whole scan from the preview (every k-th point), never whole arrays.
+    assert sorted(y for _, y in traces) == sorted(f"$(P)CH{n}:Preview" for n in range(8))
+    assert all(x == "$(P)Preview:Position" for x, _ in traces)
     assert bob.find("macros/P") is not None, "the display must default its P macro"

@@ -779,7 +779,14 @@ impl Core {
         }
         let limits = Limits {
             n_channels: info.n_channels,
-            max_points: info.max_points.min(self.cfg.list_capacity),
+            // A list is also bounded by its record (one element short of full, so that a list
+            // the record had to cut is refused); a start/step/count scan only by the device and
+            // the waveforms.
+            max_points: if self.controls.mode == 1 {
+                info.max_points.min(self.cfg.list_capacity)
+            } else {
+                info.max_points
+            },
             list_window: info.list_window,
             capacity: self.cfg.capacity,
         };

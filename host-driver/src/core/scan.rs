@@ -228,11 +228,21 @@ impl ActiveScan {
         let cal = self.calibration;
         let mut index = first;
         let this = &*self;
+        // The energy where a bin starts is usually the energy of the point before (same pass,
+        // its preset): reuse it rather than compute it again.
+        let mut prev: Option<(i64, f64)> = None;
         let decoded = b.decode_with(|p| {
             let end = p.position as f64;
-            let start = this.bin_start(index).map_or(f64::NAN, |s| s as f64);
-            rows.energy.push(cal.energy_ev(end));
-            rows.energy_start.push(cal.energy_ev(start));
+            let start_preset = this.bin_start(index);
+            let start = start_preset.map_or(f64::NAN, |s| s as f64);
+            let e_end = cal.energy_ev(end);
+            let e_start = match (start_preset, prev) {
+                (Some(s), Some((q, e))) if s == q => e,
+                _ => cal.energy_ev(start),
+            };
+            prev = Some((p.position, e_end));
+            rows.energy.push(e_end);
+            rows.energy_start.push(e_start);
             rows.energy_centre.push(cal.energy_ev((start + end) / 2.0));
             index += 1;
             rows.position.push(p.position as f64);

@@ -324,13 +324,13 @@ fn configuration_rules_refuse_before_anything_is_sent() {
         "{}",
         h.image().message
     );
-    // A list longer than the Positions record holds (it cut the list at NELM = capacity + 1).
+    // A list as long as the Positions record (which may have cut it).
     h.write(ControlWrite::Mode(1));
     h.write(ControlWrite::Positions(
-        (0..10_001).map(f64::from).collect(),
+        (0..10_000).map(f64::from).collect(),
     ));
     h.arm();
-    assert!(h.image().message.contains("10001"), "{}", h.image().message);
+    assert!(h.image().message.contains("10000"), "{}", h.image().message);
     // Out of order for the direction.
     h.write(ControlWrite::Positions(vec![1.0, 3.0, 2.0]));
     h.arm();
@@ -341,6 +341,12 @@ fn configuration_rules_refuse_before_anything_is_sent() {
     );
     assert!(h.dev.configures.is_empty());
     assert!(!h.shown.arm);
+    // A start/step/count scan as long as the waveforms is not bounded by the list's record.
+    h.write(ControlWrite::Mode(0));
+    h.configure_ssc(0.0, 1.0, 10_000, 1);
+    h.arm();
+    assert_eq!(h.dev.configures.len(), 1, "{}", h.image().message);
+    assert_eq!(h.dev.configures[0].count, 10_000);
 }
 
 #[test]

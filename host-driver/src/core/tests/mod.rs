@@ -399,7 +399,9 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Self {
         let mut cfg = CoreConfig::new("/dev/ttyTEST", 10_000);
-        cfg.list_capacity = 10_000;
+        // As in the IOC: the Positions record holds as many elements as the waveforms, and a
+        // full record may be a cut list, so a list holds one point less.
+        cfg.list_capacity = 9_999;
         let mut core = Core::new(cfg);
         core.set_next_scan_id(100);
         let now = Instant::now();
