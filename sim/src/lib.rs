@@ -5,8 +5,10 @@
 //! * [`scenario`]: the TOML scenario (seed, clock, motor, encoder, detectors, fpga, link, scan)
 //!   and [`plan`]: the scan configuration and preset list it implies.
 //! * Physics: [`trajectory`] (motor position vs time), [`encoder`] (A/B edges at clock
-//!   resolution, glitches, missing edges), [`detectors`] (position-dependent Poisson pulses,
-//!   dead time).
+//!   resolution, glitches, missing edges), [`mono`] (the encoder reads the Bragg angle of a
+//!   double-crystal monochromator: energy by Bragg's law), [`sample`] (the sample's and the
+//!   reference foil's absorption around an edge), [`detectors`] (I0, It, If, Iref pulse trains
+//!   from those, dead time).
 //! * [`fpga`]: the FPGA of firmware-odroid/FPGA.md on top of the physics, as embedded-hal
 //!   `SpiDevice` + `InputPin` handles; its register level is the FPGA contract's reference
 //!   model, or the gateware itself through [`rtl`] (a Verilator build); [`socket`] serves it to
@@ -27,10 +29,12 @@ pub mod encoder;
 pub mod firmware;
 pub mod fpga;
 pub mod link;
+pub mod mono;
 pub mod plan;
 pub mod pty;
 pub mod rng;
 pub mod rtl;
+pub mod sample;
 pub mod scenario;
 pub mod scripted;
 pub mod simulation;

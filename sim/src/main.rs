@@ -149,14 +149,7 @@ fn main() -> Result<()> {
         Cmd::Plan { scenario, seed } => {
             let sc = load(&scenario, seed)?;
             let plan = ScanPlan::from_scenario(&sc)?;
-            let out = serde_json::json!({
-                "scan_id": plan.scan_id,
-                "config": plan.config_json(),
-                "total_points": plan.total_points(),
-                "counts_per_unit": sc.encoder.counts_per_unit,
-                "unit": sc.encoder.unit,
-                "positions": plan.positions,
-            });
+            let out = plan_json(&sc, &plan)?;
             let text = serde_json::to_string_pretty(&out)?;
             let mut stdout = std::io::stdout().lock();
             match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
@@ -168,6 +161,50 @@ fn main() -> Result<()> {
         Cmd::Run(args) => run(args),
         Cmd::Scripted(args) => scripted(args),
     }
+}
+
+/// What a client needs to drive the scenario's scan: the configuration and presets, the
+/// monochromator calibration (for the host's `DSpacing`, `CountsPerDegree`, `AngleOffset`
+/// PVs), the channel roles (`CH<N>:Role`), the sample and, for EXAFS scans, the grid and the
+/// energy of every preset.
+fn plan_json(sc: &Scenario, plan: &ScanPlan) -> Result<serde_json::Value> {
+    let mono = flyscan_sim::mono::Mono::new(&sc.mono);
+    let energies: Vec<f64> = plan
+        .positions
+        .iter()
+        .map(|&p| mono.energy(p as f64))
+        .collect();
+    let roles: Vec<&str> = (0..usize::from(sc.detectors.channels))
+        .map(|ch| sc.detectors.role(ch).name())
+        .collect();
+    let exafs = match sc.scan.mode {
+        flyscan_sim::scenario::PlanMode::Exafs => serde_json::to_value(&sc.scan.exafs)?,
+        _ => serde_json::Value::Null,
+    };
+    Ok(serde_json::json!({
+        "scan_id": plan.scan_id,
+        "config": plan.config_json(),
+        "total_points": plan.total_points(),
+        "counts_per_unit": sc.encoder.counts_per_unit,
+        "unit": sc.encoder.unit,
+        "clock_hz": sc.clock.hz,
+        "mono": {
+            "crystal": sc.mono.crystal.name(),
+            "d_spacing": mono.d_spacing,
+            "counts_per_degree": mono.counts_per_degree,
+            "angle_offset": mono.angle_offset,
+        },
+        "sample": {
+            "element": sc.sample.element,
+            "edge": sc.sample.edge,
+            "e0_ev": sc.sample.e0_ev,
+            "edge_step": sc.sample.edge_step,
+        },
+        "roles": roles,
+        "exafs_grid": exafs,
+        "positions": plan.positions,
+        "energies": energies,
+    }))
 }
 
 /// Runs the scripted device until SIGINT/SIGTERM, writing each armed scan's points as truth.

@@ -1,6 +1,7 @@
 //! The scan the host configures, derived from `[scan]`: the protocol [`ScanConfig`] plus the
 //! full preset list (also for start/step/count scans, where the truth needs every preset).
 
+use crate::mono::Mono;
 use crate::scenario::{PlanDirection, PlanEncoding, PlanMode, Scenario, ScenarioError};
 use flyscan_protocol::{Direction, Encoding, ScanConfig, TriggerMode};
 use serde::Serialize;
@@ -75,7 +76,7 @@ impl ScanPlan {
                 (TriggerMode::StartStepCount, v)
             }
             PlanMode::List => (TriggerMode::List, s.positions.clone()),
-            PlanMode::Exafs => (TriggerMode::List, exafs_positions(sc)),
+            PlanMode::Exafs => (TriggerMode::List, exafs_positions(sc)?),
         };
         if positions.is_empty() {
             return Err(ScenarioError::Invalid("the scan has no presets".into()));
@@ -140,41 +141,86 @@ impl ScanPlan {
     }
 }
 
-/// Presets of an EXAFS grid: pre-edge and XANES regions uniform in energy, then uniform in k up
-/// to `k_max`, converted to encoder counts; duplicates after rounding are dropped so the list is
-/// strictly increasing.
-pub fn exafs_positions(sc: &Scenario) -> Vec<i64> {
+/// Energies (eV, increasing) of the scenario's EXAFS grid, by the rules of the Bluesky
+/// package's `exafs_energy_grid` (so a plan built there gives the same presets):
+///
+/// * pre-edge: E0 + `pre_edge_start_ev` + i·`pre_edge_step_ev`, below E0 + `xanes_start_ev`;
+/// * XANES: E0 + `xanes_start_ev` + i·`xanes_step_ev`, below E0 + `xanes_end_ev`;
+/// * EXAFS: k = k(`xanes_end_ev`) + i·`k_step` below `k_max`, then `k_max` itself (unless the
+///   last step already sits on it), E = E0 + `HBAR2_2M`·k².
+pub fn exafs_energies(sc: &Scenario) -> Result<Vec<f64>, ScenarioError> {
     let g = &sc.scan.exafs;
-    let sp = &sc.detectors.spectrum;
-    let mut energies = Vec::new();
-    let mut e = g.pre_edge_start_ev;
-    while e < g.xanes_start_ev - 1e-9 && g.pre_edge_step_ev > 0.0 {
-        energies.push(e);
-        e += g.pre_edge_step_ev;
+    let e0 = sc.sample.e0_ev;
+    let bad = |m: String| Err(ScenarioError::Invalid(format!("scan.exafs: {m}")));
+    for (name, step) in [
+        ("pre_edge_step_ev", g.pre_edge_step_ev),
+        ("xanes_step_ev", g.xanes_step_ev),
+        ("k_step", g.k_step),
+    ] {
+        if step.is_nan() || step <= 0.0 {
+            return bad(format!("{name} must be > 0, got {step}"));
+        }
     }
-    let n_xanes = if g.xanes_step_ev > 0.0 {
-        ((g.xanes_end_ev - g.xanes_start_ev) / g.xanes_step_ev).floor() as i64
-    } else {
-        0
+    if !(g.pre_edge_start_ev < g.xanes_start_ev && g.xanes_start_ev < g.xanes_end_ev) {
+        return bad(
+            "regions out of order: need pre_edge_start_ev < xanes_start_ev < xanes_end_ev".into(),
+        );
+    }
+    if g.xanes_end_ev.is_nan() || g.xanes_end_ev <= 0.0 {
+        return bad(format!(
+            "xanes_end_ev must lie above the edge, got {}",
+            g.xanes_end_ev
+        ));
+    }
+    let k_start = (g.xanes_end_ev / HBAR2_2M).sqrt();
+    if g.k_max.is_nan() || g.k_max <= k_start {
+        return bad(format!(
+            "k_max {} must exceed k at the XANES end ({k_start:.4})",
+            g.k_max
+        ));
+    }
+    // Points start + i·step strictly below stop, computed by index (no drift).
+    let exclusive = |start: f64, stop: f64, step: f64| -> Vec<f64> {
+        let n = ((stop - start) / step - 1e-9).ceil().max(0.0) as usize;
+        (0..n).map(|i| start + step * i as f64).collect()
     };
-    for i in 0..n_xanes.max(0) {
-        energies.push(g.xanes_start_ev + i as f64 * g.xanes_step_ev);
+    let mut out: Vec<f64> = exclusive(g.pre_edge_start_ev, g.xanes_start_ev, g.pre_edge_step_ev)
+        .into_iter()
+        .chain(exclusive(g.xanes_start_ev, g.xanes_end_ev, g.xanes_step_ev))
+        .map(|rel| e0 + rel)
+        .collect();
+    let mut k = exclusive(k_start, g.k_max, g.k_step);
+    if k.last().is_none_or(|&last| g.k_max - last > 1e-9 * g.k_max) {
+        k.push(g.k_max);
     }
-    let k0 = (g.xanes_end_ev.max(0.0) / HBAR2_2M).sqrt();
-    if g.k_step > 0.0 {
-        let n_k = ((g.k_max - k0) / g.k_step).floor() as i64;
-        for i in 0..=n_k.max(0) {
-            let k = k0 + i as f64 * g.k_step;
-            energies.push(HBAR2_2M * k * k);
-        }
-    }
+    out.extend(k.into_iter().map(|k| e0 + k * k * HBAR2_2M));
+    Ok(out)
+}
+
+/// Presets of the scenario's EXAFS grid: [`exafs_energies`] through the monochromator
+/// calibration (`[mono]`), rounded to whole counts.
+///
+/// The list is strictly monotonic (increasing when counts grow with energy); two energies on
+/// the same count are an error (the grid is finer than the encoder), as in the Bluesky package.
+pub fn exafs_positions(sc: &Scenario) -> Result<Vec<i64>, ScenarioError> {
+    let mono = Mono::new(&sc.mono);
+    let energies = exafs_energies(sc)?;
     let mut out: Vec<i64> = Vec::with_capacity(energies.len());
-    for rel in energies {
-        let e_abs = sp.e0_ev + rel;
-        let p = ((e_abs - sp.energy_at_zero_ev) * sp.counts_per_ev).round() as i64;
-        if out.last().is_none_or(|&l| p > l) {
-            out.push(p);
+    for e in energies {
+        let p = mono.position(e).ok_or_else(|| {
+            ScenarioError::Invalid(format!(
+                "scan.exafs: {e:.2} eV cannot be diffracted by {} (λ > 2d)",
+                sc.mono.crystal.name()
+            ))
+        })?;
+        let p = p.round() as i64;
+        if out.last() == Some(&p) {
+            return Err(ScenarioError::Invalid(format!(
+                "scan.exafs: two grid energies near {e:.3} eV map to encoder count {p}: the step \
+                 is finer than the encoder resolution"
+            )));
         }
+        out.push(p);
     }
-    out
+    Ok(out)
 }

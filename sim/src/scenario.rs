@@ -19,6 +19,10 @@ pub struct Scenario {
     pub encoder: EncoderConfig,
     /// Detector channels.
     pub detectors: DetectorConfig,
+    /// The monochromator whose Bragg axis the encoder reads.
+    pub mono: MonoConfig,
+    /// The sample (absorbing element, edge, absorbance model).
+    pub sample: SampleConfig,
     /// FPGA build parameters.
     pub fpga: FpgaConfig,
     /// Serial line.
@@ -35,6 +39,8 @@ impl Default for Scenario {
             motor: MotorConfig::default(),
             encoder: EncoderConfig::default(),
             detectors: DetectorConfig::default(),
+            mono: MonoConfig::default(),
+            sample: SampleConfig::default(),
             fpga: FpgaConfig::default(),
             link: LinkConfig::default(),
             scan: ScanPlanConfig::default(),
@@ -144,70 +150,205 @@ impl Default for EncoderConfig {
     }
 }
 
+/// What a detector channel measures (the host's `CH<N>:Role` PV names it the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Role {
+    /// Incident flux: the ion chamber in front of the sample.
+    I0,
+    /// Transmitted flux: the ion chamber behind the sample.
+    It,
+    /// Fluorescence of the absorbing element (plus scattered background).
+    If,
+    /// Flux behind the reference foil, which sits behind the It chamber.
+    Iref,
+    /// Not connected: dark counts only.
+    #[default]
+    #[serde(rename = "")]
+    None,
+}
+
+impl Role {
+    /// The role's name as in scenario files and PVs ("" when unused).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::I0 => "I0",
+            Role::It => "It",
+            Role::If => "If",
+            Role::Iref => "Iref",
+            Role::None => "",
+        }
+    }
+}
+
 /// `[detectors]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
-    /// Number of channels (1–32). Channel 0 is the I0-like reference.
+    /// Number of channels (1–32).
     pub channels: u8,
-    /// Mean rate of the reference channel, pulses/s.
+    /// Role of channel N (index N); channels beyond the list have none (dark counts only), roles
+    /// beyond `channels` are ignored.
+    pub roles: Vec<Role>,
+    /// Mean I0 count rate, pulses/s (an ion chamber behind a V/F converter).
     pub i0_rate: f64,
-    /// Mean rate of the other channels far above the edge, pulses/s.
-    pub signal_rate: f64,
+    /// It rate / I0 rate with no sample in the beam (the It chamber absorbs more).
+    pub it_gain: f64,
+    /// Iref rate / flux leaving the It chamber with no reference foil.
+    pub iref_gain: f64,
+    /// Fluorescence rate per unit edge step far above the edge at the mean I0, pulses/s.
+    pub if_rate: f64,
+    /// Scattered background in the fluorescence channel at the mean I0, pulses/s.
+    pub scatter_rate: f64,
+    /// Dark count rate of every channel (and of channels with no role), pulses/s.
+    pub dark_rate: f64,
     /// Non-paralyzable dead time, ns (0 = none).
     pub dead_time_ns: f64,
-    /// Absorption spectrum seen by channels 1…
-    pub spectrum: SpectrumConfig,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             channels: 8,
+            roles: vec![Role::I0, Role::It, Role::If, Role::Iref],
             i0_rate: 400_000.0,
-            signal_rate: 200_000.0,
+            it_gain: 2.0,
+            iref_gain: 1.0,
+            if_rate: 200_000.0,
+            scatter_rate: 20_000.0,
+            dark_rate: 100.0,
             dead_time_ns: 0.0,
-            spectrum: SpectrumConfig::default(),
         }
     }
 }
 
-/// `[detectors.spectrum]`: an EXAFS-like absorption edge.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SpectrumConfig {
-    /// Edge energy, eV.
-    pub e0_ev: f64,
-    /// Energy at encoder count 0, eV.
-    pub energy_at_zero_ev: f64,
-    /// Encoder counts per eV (the monochromator calibration).
-    pub counts_per_ev: f64,
-    /// Normalised absorption below the edge.
-    pub pre_edge: f64,
-    /// Height of the edge step.
-    pub edge_step: f64,
-    /// Width of the edge (arctan broadening), eV.
-    pub edge_width_ev: f64,
-    /// Relative amplitude of the EXAFS oscillations.
-    pub oscillation_amplitude: f64,
-    /// Distance of the scattering shell, Å (oscillation ∝ sin(2kR)).
-    pub shell_distance_a: f64,
-    /// Debye-Waller factor σ², Å² (damping ∝ exp(−2σ²k²)).
-    pub sigma2_a2: f64,
+impl DetectorConfig {
+    /// Role of channel `ch`.
+    pub fn role(&self, ch: usize) -> Role {
+        self.roles.get(ch).copied().unwrap_or_default()
+    }
 }
 
-impl Default for SpectrumConfig {
+/// Crystal reflection of the monochromator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Crystal {
+    /// Si(111): d = a/√3.
+    #[serde(rename = "Si(111)")]
+    Si111,
+    /// Si(311): d = a/√11.
+    #[serde(rename = "Si(311)")]
+    Si311,
+}
+
+/// `[mono]`: the double-crystal monochromator whose Bragg axis the encoder reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonoConfig {
+    /// Crystal reflection (fixes the d-spacing).
+    pub crystal: Crystal,
+    /// Encoder counts per degree of Bragg angle (negative: counts fall as θ grows).
+    pub counts_per_degree: f64,
+    /// Encoder count at θ = 0 (the motor rests at count 0, i.e. at θ = −offset/counts_per_degree).
+    pub angle_offset: f64,
+}
+
+impl Default for MonoConfig {
+    fn default() -> Self {
+        // Count 0 (where the motor rests) at θ = 13° (8789 eV with Si(111)); counts grow as θ
+        // falls, so a positive scan goes up in energy.
+        Self {
+            crystal: Crystal::Si111,
+            counts_per_degree: -20_000.0,
+            angle_offset: 260_000.0,
+        }
+    }
+}
+
+/// One coordination shell of the EXAFS model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Coordination number N.
+    pub n: f64,
+    /// Distance R, Å.
+    pub r_a: f64,
+    /// Mean-square relative displacement σ², Å².
+    pub sigma2_a2: f64,
+    /// Phase shift φ(k) = phase[0] + phase[1]·k, rad and Å.
+    pub phase: [f64; 2],
+}
+
+impl Default for ShellConfig {
     fn default() -> Self {
         Self {
+            n: 12.0,
+            r_a: 2.553,
+            sigma2_a2: 0.0085,
+            phase: [1.0, -0.7],
+        }
+    }
+}
+
+/// `[sample]`: the absorbing element, its edge and the sample's absorbance model (see
+/// `sample.rs`); also the reference foil of the same element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleConfig {
+    /// Absorbing element, e.g. "Cu".
+    pub element: String,
+    /// Absorption edge, e.g. "K".
+    pub edge: String,
+    /// Edge energy E0 (steepest point of the edge), eV.
+    pub e0_ev: f64,
+    /// Absorbance μx just below the edge (matrix and lower edges).
+    pub pre_edge: f64,
+    /// Absorbance jump Δμx at the edge.
+    pub edge_step: f64,
+    /// Half width Γ of the arctan edge, eV.
+    pub edge_width_ev: f64,
+    /// White-line height relative to the edge step.
+    pub white_line: f64,
+    /// White-line position above E0, eV.
+    pub white_line_ev: f64,
+    /// White-line half width, eV.
+    pub white_line_width_ev: f64,
+    /// Amplitude reduction factor S0².
+    pub s02: f64,
+    /// Coordination shells.
+    pub shells: Vec<ShellConfig>,
+    /// Absorbance of the reference foil just below the edge.
+    pub reference_pre_edge: f64,
+    /// Edge step of the reference foil.
+    pub reference_step: f64,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        // Copper metal (fcc, a = 3.615 Å): the first four shells.
+        let shell = |n: f64, r_a: f64, sigma2_a2: f64| ShellConfig {
+            n,
+            r_a,
+            sigma2_a2,
+            phase: [1.0, -0.7],
+        };
+        Self {
+            element: "Cu".into(),
+            edge: "K".into(),
             e0_ev: 8979.0,
-            energy_at_zero_ev: 8779.0,
-            counts_per_ev: 20.0,
-            pre_edge: 0.2,
+            pre_edge: 0.4,
             edge_step: 1.0,
             edge_width_ev: 1.5,
-            oscillation_amplitude: 0.15,
-            shell_distance_a: 2.55,
-            sigma2_a2: 0.006,
+            white_line: 0.1,
+            white_line_ev: 6.0,
+            white_line_width_ev: 4.0,
+            s02: 0.9,
+            shells: vec![
+                shell(12.0, 2.553, 0.0085),
+                shell(6.0, 3.615, 0.0120),
+                shell(24.0, 4.428, 0.0130),
+                shell(12.0, 5.113, 0.0150),
+            ],
+            reference_pre_edge: 0.2,
+            reference_step: 1.5,
         }
     }
 }
@@ -349,7 +490,8 @@ impl Default for ScanPlanConfig {
     }
 }
 
-/// `[scan.exafs]`: energy regions relative to the edge `e0_ev` of `[detectors.spectrum]`.
+/// `[scan.exafs]`: energy regions relative to the edge `e0_ev` of `[sample]`; the same rules as
+/// `exafs_energy_grid` of the Bluesky package, so both give the same presets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExafsGrid {
@@ -470,9 +612,36 @@ impl Scenario {
                 return Err(ScenarioError::Invalid(format!("{name} must be in 0..=1")));
             }
         }
-        if self.detectors.spectrum.counts_per_ev <= 0.0 {
-            return bad("detectors.spectrum.counts_per_ev must be > 0");
+        let m = &self.mono;
+        if !(m.counts_per_degree.is_finite() && m.counts_per_degree != 0.0) {
+            return bad("mono.counts_per_degree must be finite and non-zero");
         }
+        if !m.angle_offset.is_finite() {
+            return bad("mono.angle_offset must be finite");
+        }
+        let s = &self.sample;
+        if !(s.e0_ev > 0.0 && s.edge_width_ev > 0.0 && s.white_line_width_ev > 0.0) {
+            return bad("sample.e0_ev, edge_width_ev and white_line_width_ev must be > 0");
+        }
+        if s.shells.iter().any(|sh| !(sh.r_a > 0.0 && sh.n >= 0.0)) {
+            return bad("sample.shells: r_a must be > 0 and n >= 0");
+        }
+        let d = &self.detectors;
+        for (name, v) in [
+            ("i0_rate", d.i0_rate),
+            ("it_gain", d.it_gain),
+            ("iref_gain", d.iref_gain),
+            ("if_rate", d.if_rate),
+            ("scatter_rate", d.scatter_rate),
+            ("dark_rate", d.dark_rate),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ScenarioError::Invalid(format!(
+                    "detectors.{name} must be finite and >= 0"
+                )));
+            }
+        }
+
         Ok(())
     }
 }

@@ -160,26 +160,6 @@ fn dead_time_reduces_the_rate_non_paralyzably() {
 }
 
 #[test]
-fn spectrum_has_an_edge_and_oscillations() {
-    let sc = base();
-    let c = Counters::new(&sc);
-    let s = c.spectrum();
-    let e0 = sc.detectors.spectrum.e0_ev;
-    assert!(s.mu(e0 + 30.0) > s.mu(e0 - 30.0) + 0.5);
-    // Above the edge μ oscillates: its slope changes sign several times between k = 3 and 8.
-    let mu = |k: f64| s.mu(e0 + HBAR2_2M * k * k);
-    let slopes: Vec<f64> = (0..500)
-        .map(|i| 3.0 + i as f64 * 0.01)
-        .map(|k| mu(k + 0.01) - mu(k))
-        .collect();
-    let turns = slopes
-        .windows(2)
-        .filter(|w| w[0].signum() != w[1].signum())
-        .count();
-    assert!(turns >= 4, "{turns} turning points");
-}
-
-#[test]
 fn link_paces_bytes_at_a_tenth_of_the_baud_rate() {
     let hz = 100e6;
     let mut l = Link::new(115_200, hz, 0.0, 0.0, rng_for(1, 1));
@@ -222,11 +202,14 @@ fn exafs_grid_is_increasing_and_uniform_in_k() {
     let p = &plan.positions;
     assert!(p.len() >= 2000);
     assert!(p.windows(2).all(|w| w[1] > w[0]));
-    // The high-k end is wider spaced than the pre-edge end in energy per point.
-    let sp = &sc.detectors.spectrum;
-    let e = |c: i64| sp.energy_at_zero_ev + c as f64 / sp.counts_per_ev - sp.e0_ev;
+    // The grid ends at k = 14 Å⁻¹, its last step is k_step (to a count's worth of energy).
+    let mono = flyscan_sim::mono::Mono::new(&sc.mono);
+    let e = |c: i64| mono.energy(c as f64) - sc.sample.e0_ev;
     let last = e(p[p.len() - 1]);
-    assert!((last - HBAR2_2M * 14.0 * 14.0).abs() < 5.0, "{last}");
+    assert!((last - HBAR2_2M * 14.0 * 14.0).abs() < 0.05, "{last}");
+    let k = |c: i64| (e(c) / HBAR2_2M).sqrt();
+    let dk = k(p[p.len() - 1]) - k(p[p.len() - 2]);
+    assert!((dk - sc.scan.exafs.k_step).abs() < 0.003, "{dk}");
 }
 
 #[test]

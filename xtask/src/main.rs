@@ -78,7 +78,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
     match cli.cmd {
         Cmd::Test => test(&root),
-        Cmd::Demo { args } => demo(&args),
+        Cmd::Demo { args } => demo(&root, &args),
         Cmd::Cross => cross().map(|_| ()),
         Cmd::Hil => hil(&root),
         Cmd::E2eBench { args } => e2e_bench(&root, &args),
@@ -118,10 +118,21 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`).
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`). A relative
+/// `CARGO_TARGET_DIR` is taken from the folder cargo was started in, as cargo does
+/// (`./flyscan.sh` makes it absolute before it changes folder).
 fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root.join(d),
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                std::env::var_os("FLYSCAN_CALLER_DIR")
+                    .map_or_else(|| root.to_owned(), PathBuf::from)
+                    .join(d)
+            }
+        }
         _ => root.join("target"),
     }
 }
@@ -330,7 +341,7 @@ fn rtl_bridge(root: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn demo(args: &[String]) -> Result<()> {
+fn demo(root: &Path, args: &[String]) -> Result<()> {
     run(cargo().args([
         "build",
         "--release",
@@ -340,7 +351,9 @@ fn demo(args: &[String]) -> Result<()> {
         "flyscan-host",
         "-p",
         "flyscan-hil-tests",
+        "--bins",
     ]))?;
+    // The demo starts the simulator and flyscan-ioc from wherever cargo put them.
     run(cargo()
         .args([
             "run",
@@ -352,5 +365,6 @@ fn demo(args: &[String]) -> Result<()> {
             "flyscan-demo",
             "--",
         ])
-        .args(args))
+        .args(args)
+        .env("FLYSCAN_BIN_DIR", target_dir(root).join("release")))
 }

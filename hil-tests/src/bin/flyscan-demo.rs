@@ -1,27 +1,30 @@
-//! `flyscan-demo`: the README's first command. Starts the simulated device and flyscan-ioc (the
-//! IOC with the host driver inside, shipped database); configures and arms an EXAFS-like scan through
-//! Channel Access; shows progress while points arrive; prints a summary; writes the scan as an
-//! XDI file and a PNG plot; stops everything (also on Ctrl-C).
+//! `flyscan-demo`: the README's first command, the scientist's path. Starts the simulated
+//! device (a double-crystal monochromator scanning the Cu K edge) and flyscan-ioc (the IOC with
+//! the host driver inside); runs the Bluesky half (`python -m flyscan_bluesky.demo`): a
+//! `fly_exafs` plan through a real RunEngine with its progress bar, the run stored in the
+//! embedded Tiled catalog, read back, exported as XDI and plotted as μ(E)/χ(k); then compares
+//! every point read back from the catalog with the simulator's ground truth and prints the
+//! summary (points, lost, differences, latency). Stops everything it started (also on Ctrl-C).
 
 use clap::Parser;
-use flyscan_hil_tests::chain::{Chain, ChainOptions, workspace_root};
+use flyscan_hil_tests::chain::{Chain, ChainOptions, binary, workspace_root};
 use flyscan_hil_tests::compare::compare;
 use flyscan_hil_tests::latency::{CaMonitor, DeviceClock, latencies, quantile};
-use flyscan_hil_tests::plot::plot_png;
+use flyscan_hil_tests::scan_table::ScanTable;
 use flyscan_hil_tests::truth::Truth;
-use flyscan_hil_tests::xdi::{XdiMeta, write_xdi};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Run a simulated EXAFS fly scan into a real EPICS IOC.
+/// Run a simulated fly EXAFS scan from Bluesky into a Tiled catalog, an XDI file and a plot.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Scenario file (default: the EXAFS k-grid scan).
+    /// Scenario file (an EXAFS scenario; default: sim/scenarios/cu_exafs.toml).
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// Simulated seconds per wall second.
@@ -30,6 +33,13 @@ struct Args {
     /// Give up if the scan has not ended after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// Tiled catalog: a directory for the embedded catalog, or a Tiled server's address
+    /// (default: out/catalog in the project).
+    #[arg(long)]
+    catalog: Option<String>,
+    /// Folder for scan.xdi and scan.png (default: out/demo in the project).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -41,8 +51,12 @@ fn main() -> ExitCode {
         let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
     }
     watch_for_interrupt(Arc::clone(&stop));
+    let t = Instant::now();
     match run(&args, &stop) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            println!("demo done in {:.0} s", t.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("\nflyscan-demo: {e}");
             ExitCode::FAILURE
@@ -50,16 +64,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The progress loop handles Ctrl-C itself (abort the scan, stop everything). Anywhere else —
-/// starting up, reading back — the main thread may be inside a blocking wait, so this thread
-/// gives it a moment, then stops the whole process group (the IOC, simulator and driver the demo
-/// started are in it) and exits.
+/// On Ctrl-C the Bluesky half (same process group) gets the signal too and the RunEngine aborts
+/// the scan; if the main thread is inside a blocking wait, this thread gives it a moment, then
+/// stops the whole process group (the IOC and simulator the demo started are in it) and exits.
 fn watch_for_interrupt(stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(5));
         eprintln!("\nflyscan-demo: interrupted; stopping everything it started");
         let pgid = std::fs::read_to_string("/proc/self/stat")
             .ok()
@@ -80,102 +93,191 @@ fn watch_for_interrupt(stop: Arc<AtomicBool>) {
     });
 }
 
+/// What the Bluesky half wrote (`--result`): its summary and the points read back from Tiled.
+#[derive(Deserialize)]
+struct BlueskyResult {
+    uid: String,
+    run_s: f64,
+    points_stored: usize,
+    e0_scenario: f64,
+    e0_larch: BTreeMap<String, f64>,
+    readback: Readback,
+}
+
+#[derive(Deserialize)]
+struct Readback {
+    position: Vec<f64>,
+    timestamp: Vec<f64>,
+    live_time: Vec<f64>,
+    wall_time: Vec<f64>,
+    /// Counts by channel number.
+    channels: BTreeMap<u32, Vec<f64>>,
+}
+
+/// A path given on the command line, relative to the folder the command was typed in
+/// (`$FLYSCAN_CALLER_DIR`, set by `./flyscan.sh`; else the current one).
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_owned();
+    }
+    match std::env::var_os("FLYSCAN_CALLER_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join(p),
+        _ => std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned()),
+    }
+}
+
 fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
-    let scenario = args.scenario.clone().unwrap_or_else(|| {
-        workspace_root()
-            .join("sim")
-            .join("scenarios")
-            .join("exafs_kgrid.toml")
-    });
-    let mut opts = ChainOptions::scenario("demo", "exafs_kgrid.toml");
-    opts.scenario = scenario;
+    let root = workspace_root();
+    let scenario = args.scenario.as_deref().map_or_else(
+        || root.join("sim").join("scenarios").join("cu_exafs.toml"),
+        absolute,
+    );
+    let catalog = match &args.catalog {
+        Some(c) if c.starts_with("http://") || c.starts_with("https://") => c.clone(),
+        Some(c) => absolute(Path::new(c)).display().to_string(),
+        None => root.join("out").join("catalog").display().to_string(),
+    };
+    let out = args
+        .out
+        .as_deref()
+        .map_or_else(|| root.join("out").join("demo"), absolute);
+    let mut opts = ChainOptions::scenario("demo", "cu_exafs.toml");
+    opts.scenario = scenario.clone();
     opts.speed = args.speed;
     opts.device = None;
-    println!("starting the simulated device and flyscan-ioc ...");
+    println!("starting the simulated monochromator and flyscan-ioc ...");
     let mut chain = Chain::start(opts)?;
     let total = chain.plan.config.total_points();
+    let sc = &chain.scenario;
     println!(
-        "IOC prefix {}  serial {}  scan: {:?} mode, {} points, {} channels",
+        "IOC prefix {}  scan: {} {} edge (E0 {} eV), {} crystal, {} points, channels {:?}",
         chain.prefix,
-        chain.serial.display(),
-        chain.plan.config.mode,
+        sc.sample.element,
+        sc.sample.edge,
+        sc.sample.e0_ev,
+        sc.mono.crystal.name(),
         total,
-        chain.enabled_channels().len()
+        (0..usize::from(sc.detectors.channels))
+            .map(|c| sc.detectors.role(c).name())
+            .collect::<Vec<_>>()
     );
-    chain.configure()?;
+    // What the Bluesky plan applies: the simulator's own description of the scenario's scan.
+    let plan_json = chain.dir.join("plan.json");
+    let plan_out = Command::new(binary("sim")?)
+        .arg("plan")
+        .arg("--scenario")
+        .arg(&scenario)
+        .output()
+        .map_err(|e| format!("sim plan: {e}"))?;
+    if !plan_out.status.success() {
+        return Err(format!(
+            "sim plan failed: {}",
+            String::from_utf8_lossy(&plan_out.stderr)
+        ));
+    }
+    std::fs::write(&plan_json, &plan_out.stdout).map_err(|e| e.to_string())?;
     let monitor = CaMonitor::start(
         &chain.ca,
         &flyscan_host::launcher::ca_tool("camonitor"),
         &chain.pv("NumCaptured"),
     )?;
-    let t_arm = Instant::now();
-    chain.arm()?;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} points  {msg}",
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
+    println!("running fly_exafs through a Bluesky RunEngine (storing into {catalog}) ...");
+    let result_path = chain.dir.join("bluesky-result.json");
+    let python = flyscan_host::launcher::venv_dir()
+        .join("bin")
+        .join("python");
+    let mut py = Command::new(&python);
+    py.args(["-m", "flyscan_bluesky.demo", "--prefix", &chain.prefix])
+        .arg("--plan")
+        .arg(&plan_json)
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--out")
+        .arg(&out)
+        .arg("--result")
+        .arg(&result_path)
+        .arg("--timeout")
+        .arg(args.timeout_s.to_string())
+        .envs(chain.ca.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("EPICS_CA_MAX_ARRAY_BYTES", "100000000");
+    let mut child = py
+        .spawn()
+        .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", python.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_s + 120);
     let status = loop {
-        if stop.load(Ordering::Relaxed) {
-            bar.abandon_with_message("interrupted");
-            let _ = chain.ca.put(&chain.pv("Abort"), "1");
-            return Err("interrupted: scan aborted, everything stopped".into());
-        }
-        if Instant::now() > deadline {
-            bar.abandon_with_message("timed out");
-            return Err(format!(
-                "scan did not end within {} s\n{}",
-                args.timeout_s,
-                chain.logs()
-            ));
-        }
-        if let Ok(n) = chain.get_f64("NumCaptured") {
-            bar.set_position(n.max(0.0) as u64);
-        }
-        let s = chain.ca.get(&chain.pv("Status")).unwrap_or_default();
-        bar.set_message(s.clone());
-        if matches!(s.as_str(), "Done" | "Aborted" | "Error") {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
             break s;
+        }
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = chain.ca.put(&chain.pv("Abort"), "1");
+            return Err(if stop.load(Ordering::Relaxed) {
+                "interrupted: scan aborted, everything stopped".into()
+            } else {
+                format!("the Bluesky half did not finish in time\n{}", chain.logs())
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let wall = t_arm.elapsed().as_secs_f64();
-    let captured = chain.get_f64("NumCaptured")? as usize;
-    bar.set_position(captured as u64);
-    bar.finish_with_message(status.clone());
-    if status != "Done" {
-        let msg = chain.ca.get(&chain.pv("StatusMessage")).unwrap_or_default();
-        return Err(format!("scan ended with {status}: {msg}"));
+    if !status.success() {
+        return Err(format!(
+            "the Bluesky half failed ({status})\n{}",
+            chain.logs()
+        ));
     }
-    let mut table = chain.read_table_caget(captured)?;
+    let result: BlueskyResult = serde_json::from_str(
+        &std::fs::read_to_string(&result_path)
+            .map_err(|e| format!("{}: {e}", result_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", result_path.display()))?;
     let updates = monitor.finish();
     let sim_stdout = std::fs::read_to_string(chain.dir.join("sim.stdout")).unwrap_or_default();
-    chain.stop_sim()?;
-    let latency = DeviceClock::from_sim_stdout(&sim_stdout)
-        .map(|clock| latencies(&updates, &table.timestamp_s, chain.clock_hz(), clock))
-        .unwrap_or_default();
-    let truth = Truth::load(&chain.truth_path())?;
-    let mism = compare(&table, &truth.points, chain.clock_hz());
     let lost = chain.get_f64("LostPoints")?;
     let link_errors = chain.get_f64("LinkErrors")?;
     let resends = chain.get_f64("Resends")?;
-    let quad = chain.get_f64("QuadErrors")?;
-    let span = match (table.timestamp_s.first(), table.timestamp_s.last()) {
-        (Some(a), Some(b)) if b > a => b - a,
-        _ => f64::NAN,
+    chain.stop_sim()?;
+    let truth = Truth::load(&chain.truth_path())?;
+    let rb = &result.readback;
+    let enabled = chain.enabled_channels();
+    let mut table = ScanTable {
+        position: rb.position.clone(),
+        energy_ev: None,
+        timestamp_s: rb.timestamp.clone(),
+        live_time_s: rb.live_time.clone(),
+        ..Default::default()
     };
-    let spec = &chain.scenario.detectors.spectrum;
-    let energy: Vec<f64> = table
-        .position
-        .iter()
-        .map(|p| spec.energy_at_zero_ev + p / spec.counts_per_ev)
-        .collect();
-    table.energy_ev = Some(energy);
+    for ch in &enabled {
+        let col = rb
+            .channels
+            .get(ch)
+            .ok_or_else(|| format!("the stored run has no channel {ch}"))?;
+        table.channels.push(col.clone());
+        table.channel_names.push(format!("CH{ch}"));
+    }
+    table.check_shape()?;
+    let mism = compare(&table, &truth.points, chain.clock_hz());
+    let clock = DeviceClock::from_sim_stdout(&sim_stdout);
+    let latency = clock
+        .map(|c| latencies(&updates, &table.timestamp_s, chain.clock_hz(), c))
+        .unwrap_or_default();
+    // How far the stored wall-clock stamps are from the simulator's own clock.
+    let stamp_error: Vec<f64> = clock
+        .map(|c| {
+            rb.wall_time
+                .iter()
+                .zip(&rb.timestamp)
+                .map(|(w, t)| w - c.wall(t * chain.clock_hz()))
+                .collect()
+        })
+        .unwrap_or_default();
     println!("\nsummary");
-    println!("  points          {captured} of {total} (lost {lost})");
+    println!(
+        "  points          {} stored and read back from Tiled, of {total} (lost {lost}); run {}",
+        result.points_stored, result.uid
+    );
     println!(
         "  vs ground truth {} points compared, {} differences",
         mism.compared, mism.count
@@ -183,13 +285,14 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
     for d in &mism.first {
         println!("    {d}");
     }
-    println!("  link errors     {link_errors} (resends {resends}), quadrature errors {quad}");
-    println!(
-        "  rate            {:.0} points/s during the scan ({:.2} s of device time), {:.1} s wall from arm to done",
-        (captured.saturating_sub(1)) as f64 / span,
-        span,
-        wall
-    );
+    println!("  link errors     {link_errors} (resends {resends})");
+    for (kind, e0) in &result.e0_larch {
+        println!(
+            "  edge (Larch)    {kind}: E0 {e0:.2} eV, scenario {:.2} eV ({:+.2} eV)",
+            result.e0_scenario,
+            e0 - result.e0_scenario
+        );
+    }
     match (quantile(&latency, 0.5), quantile(&latency, 0.99)) {
         (Some(p50), Some(p99)) => println!(
             "  latency         trigger → CA monitor p50 {:.1} ms, p99 {:.1} ms ({} updates)",
@@ -199,56 +302,17 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<(), String> {
         ),
         _ => println!("  latency         not measured (no monitor updates or device clock)"),
     }
-    let dir = workspace_root().join("out").join("demo");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let xdi_path = dir.join("scan.xdi");
-    let meta = XdiMeta {
-        element: Some("Cu".into()),
-        edge: Some("K".into()),
-        mono_name: Some("simulated".into()),
-        start_time: Some(chrono::Local::now().to_rfc3339()),
-        beamline: Some("flyscan simulator".into()),
-        comments: vec![
-            format!("scenario {}", chain.scenario_path().display()),
-            format!(
-                "energy = {} eV + position / {} counts per eV",
-                spec.energy_at_zero_ev, spec.counts_per_ev
-            ),
-        ],
-        ..Default::default()
-    };
-    let mut f =
-        std::fs::File::create(&xdi_path).map_err(|e| format!("{}: {e}", xdi_path.display()))?;
-    write_xdi(&table, &meta, &mut f).map_err(|e| e.to_string())?;
-    let png = dir.join("scan.png");
-    // Bins differ in width (EXAFS grids are non-uniform in energy): plot count rates.
-    let mut rates = table.clone();
-    for (col, name) in rates
-        .channels
-        .iter_mut()
-        .zip(rates.channel_names.iter_mut())
-    {
-        for (v, lt) in col.iter_mut().zip(&table.live_time_s) {
-            *v = if *lt > 0.0 { *v / lt } else { f64::NAN };
-        }
-        *name = format!("{name} (counts/s)");
+    if let Some(med) = quantile(&stamp_error, 0.5) {
+        println!(
+            "  wall-clock      point time stamps {:+.1} ms from the simulator's clock (median)",
+            med * 1e3
+        );
     }
-    plot_png(
-        &rates,
-        "flyscan demo: simulated EXAFS fly scan",
-        &png,
-        1200,
-        900,
-    )?;
-    println!(
-        "  wrote           {}\n                  {}",
-        xdi_path.display(),
-        png.display()
-    );
+    println!("  RunEngine       {:.1} s for the plan", result.run_s);
     drop(chain);
     println!("stopped flyscan-ioc and the simulator");
-    if !mism.is_empty() || lost > 0.0 {
-        return Err("the scan read back from the IOC differs from the ground truth".into());
+    if !mism.is_empty() || lost > 0.0 || result.points_stored as u64 != total {
+        return Err("the run read back from Tiled differs from the ground truth".into());
     }
     Ok(())
 }

@@ -145,13 +145,11 @@ class DocCollector:
         """Documents of one kind, in order."""
         return [d for n, d in self.docs if n == name]
 
-    def stream_data(self, stream: str = "primary", as_emitted: bool = False) -> dict[str, list]:
-        """Per-key point values of a stream, from its events and event pages, by `seq_num`
-        (or in emission order: after a pause the replayed events reuse their numbers)."""
+    def stream_events(self, stream: str = "primary") -> list[dict]:
+        """Events of a stream (from events and event pages), in emission order."""
         from event_model import unpack_event_page
 
         descs = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
-        out: dict[str, list] = defaultdict(list)
         events: list[dict] = []
         for name, doc in self.docs:
             if doc.get("descriptor") not in descs:
@@ -160,8 +158,15 @@ class DocCollector:
                 events.append(doc)
             elif name == "event_page":
                 events += list(unpack_event_page(doc))
+        return events
+
+    def stream_data(self, stream: str = "primary", as_emitted: bool = False) -> dict[str, list]:
+        """Per-key point values of a stream, from its events and event pages, by `seq_num`
+        (or in emission order: after a pause the replayed events reuse their numbers)."""
+        events = self.stream_events(stream)
         if not as_emitted:
             events.sort(key=lambda e: e["seq_num"])
+        out: dict[str, list] = defaultdict(list)
         for e in events:
             for k, v in e["data"].items():
                 out[k].append(v)

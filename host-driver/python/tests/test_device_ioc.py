@@ -19,6 +19,7 @@ from flyscan_bluesky import (
     FlyScanError,
     FlyScanInfo,
     FlyScanTimeout,
+    SI311_D_SPACING,
     MonoCalibration,
     ScanDirection,
     exafs_energy_grid,
@@ -52,10 +53,26 @@ def _fly_error(excinfo: pytest.ExceptionInfo) -> FlyScanError:
     return errs[0]
 
 
-def test_fly_exafs_documents_match_the_device_points(RE, docs, counter, device):
+@pytest.fixture
+def no_roles(RE, counter):
+    """Clears the channel roles after the test (the IOC keeps them for the later tests)."""
+    yield
+
+    async def clear() -> None:
+        for n in range(len(counter.roles)):
+            await counter.roles[n].set("")
+
+    call_in_bluesky_event_loop(clear())
+
+
+def test_fly_exafs_documents_match_the_device_points(RE, docs, counter, device, no_roles):
     truth_path = device("ok")
     mono = MonoCalibration.for_crystal("Si(111)", counts_per_degree=20_000.0, offset_counts=1000)
-    RE(fly_exafs(counter, mono, e0=8979.0, grid=GRID, channel_mask=0b1011, flush_period=0.05))
+    roles = {0: "I0", 1: "It", 3: "If"}
+    t0 = time.time()
+    RE(fly_exafs(counter, mono, e0=8979.0, grid=GRID, channel_mask=0b1011, roles=roles,
+                 element="Cu", edge="K", flush_period=0.05))
+    t1 = time.time()
 
     energies = exafs_energy_grid(8979.0, **GRID)
     positions = mono.position_list(energies)
@@ -63,18 +80,61 @@ def test_fly_exafs_documents_match_the_device_points(RE, docs, counter, device):
     # The device reports the presets it received: the list reached it intact.
     assert [p["position"] for p in truth] == positions
     data = docs.stream_data("primary")
+    # Roles name the channels' keys; μ follows from them.
+    assert counter.channel_keys == {0: "i0", 1: "it", 3: "if"}
     assert sorted(data) == sorted(
-        ["counter-ch0", "counter-ch1", "counter-ch3", "counter-position", "counter-timestamp",
-         "counter-live_time", "counter-flags"]
+        ["counter-i0", "counter-it", "counter-if", "counter-position", "counter-timestamp",
+         "counter-live_time", "counter-flags", "counter-energy", "counter-energy_start",
+         "counter-energy_centre", "counter-mu_trans", "counter-mu_fluor"]
     )
-    assert compare_with_truth(data, truth, "counter", [0, 1, 3], clock) == []
+    assert compare_with_truth(data, truth, "counter", [0, 1, 3], clock, counter.channel_keys) == []
+    # The IOC computed the energies from the calibration the plan wrote: the grid's energies,
+    # to one count's worth, and exactly Bragg's law at the presets.
+    e_end = np.asarray(data["counter-energy"])
+    assert np.allclose(e_end, mono.counts_to_energy(positions), rtol=0, atol=1e-6)
+    per_count = np.abs(mono.counts_to_energy(np.asarray(positions) + 1) - e_end)
+    assert np.all(np.abs(e_end - energies) <= per_count)
+    # Bin semantics: the first point's bin began at the arm (partial): no start, no centre, no μ.
+    flags = np.asarray(data["counter-flags"])
+    assert flags[0] & 16 and not np.any(flags[1:] & 16)
+    e_start, e_centre = (np.asarray(data[k]) for k in ("counter-energy_start",
+                                                          "counter-energy_centre"))
+    assert np.isnan(e_start[0]) and np.isnan(e_centre[0])
+    assert np.allclose(e_start[1:], e_end[:-1], atol=1e-6)
+    mid = mono.counts_to_energy((np.asarray(positions[1:]) + np.asarray(positions[:-1])) / 2)
+    assert np.allclose(e_centre[1:], mid, atol=1e-6)
+    i0, it, fl = (np.asarray(data[f"counter-{k}"], dtype=float) for k in ("i0", "it", "if"))
+    mu_t, mu_f = np.asarray(data["counter-mu_trans"]), np.asarray(data["counter-mu_fluor"])
+    assert np.isnan(mu_t[0]) and np.isnan(mu_f[0])
+    ok = (i0[1:] > 0) & (it[1:] > 0)
+    assert np.allclose(mu_t[1:][ok], np.log(i0[1:][ok] / it[1:][ok]))
+    assert np.allclose(mu_f[1:][i0[1:] > 0], (fl[1:] / i0[1:])[i0[1:] > 0])
+    # Every point's reading time stamps are its trigger on the wall clock, spaced as the
+    # device's timestamps (bluesky sets the event's own `time` at collection). The scripted
+    # device's clock runs faster than the wall clock, so only the spacing and the rough place
+    # are checked here; test_chain.py checks the place against the simulator's real-time clock.
+    events = docs.stream_events("primary")
+    times = np.asarray([e["timestamps"]["counter-i0"] for e in events])
+    assert all(len(set(e["timestamps"].values())) == 1 for e in events)
+    assert np.all(np.abs(times - t0) < 5.0)
+    dev = np.asarray(data["counter-timestamp"])
+    assert np.allclose(np.diff(times), np.diff(dev), atol=1e-6)
     (start,) = docs.of("start")
     assert start["plan_name"] == "fly_exafs" and start["positions"] == positions
+    assert (start["element"], start["edge"], start["crystal"]) == ("Cu", "K", "Si(111)")
+    assert start["d_spacing"] == mono.d_spacing and start["roles"] == {"0": "I0", "1": "It",
+                                                                       "3": "If"}
+    assert start["hints"]["dimensions"] == [(["counter-energy_centre"], "primary")]
     (desc,) = docs.of("descriptor")
-    assert desc["data_keys"]["counter-ch3"]["source"].endswith(":CH3")
-    assert desc["configuration"]["counter"]["data"]["counter-mode"] == "List"
+    assert desc["data_keys"]["counter-if"]["source"].endswith(":CH3")
+    assert desc["hints"]["counter"]["fields"] == ["counter-mu_trans", "counter-mu_fluor"]
+    config = desc["configuration"]["counter"]["data"]
+    assert config["counter-mode"] == "List"
+    assert config["counter-d_spacing"] == pytest.approx(mono.d_spacing)
+    assert config["counter-crystal"] == "Si(111)"
+    assert config["counter-roles-3"] == "If"
     # Energies rise while θ falls: with positive counts/degree the encoder runs down.
-    assert desc["configuration"]["counter"]["data"]["counter-direction"] == "Negative"
+    assert config["counter-direction"] == "Negative"
     (stop,) = docs.of("stop")
     assert stop["exit_status"] == "success"
     assert stop["num_events"]["primary"] == len(positions)
@@ -160,7 +220,7 @@ def test_fly_exafs_flies_the_mono_motor(RE, docs, counter, device):
     assert [p["position"] for p in truth] == mono.position_list(energies)
     start = docs.of("start")[0]
     assert start["motors"] == ["bragg"]
-    theta_end = float(np.degrees(np.arcsin(12.39842 / 9.3 / (2 * 1.6375))))
+    theta_end = float(np.degrees(np.arcsin(12398.419843 / 9300.0 / (2 * SI311_D_SPACING))))
     # The mock motor went to the run-down end past the last energy's angle (θ falls).
     final = call_in_bluesky_event_loop(bragg.user_readback.get_value())
     assert final <= theta_end

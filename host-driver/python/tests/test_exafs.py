@@ -18,12 +18,18 @@ from flyscan_bluesky import (
     k_to_energy,
 )
 
-# Hand calculation, Cu K edge 8979 eV: λ = 12.39842 / 8.979 = 1.380824 Å.
-#   Si(111): sin θ = 1.380824 / (2 · 3.1356) = 0.220185 → θ = 12.71990°
-#   Si(311): sin θ = 1.380824 / (2 · 1.6375) = 0.421626 → θ = 24.93727°
+# Hand calculation, Cu K edge 8979 eV: λ = 12 398.419 843 / 8979 = 1.3808241 Å;
+# d(111) = 5.431020511/√3 = 3.1356012 Å, d(311) = 5.431020511/√11 = 1.6375143 Å.
+#   Si(111): sin θ = 1.3808241 / (2 · 3.1356012) = 0.2201849 → θ = 12.719894°
+#   Si(311): sin θ = 1.3808241 / (2 · 1.6375143) = 0.4216220 → θ = 24.937034°
 CU_K = 8979.0
-THETA_SI111_CU_K = 12.71990
-THETA_SI311_CU_K = 24.93727
+THETA_SI111_CU_K = 12.719894
+THETA_SI311_CU_K = 24.937034
+
+
+def test_d_spacings_follow_the_silicon_lattice():
+    assert SI111_D_SPACING == pytest.approx(3.1356012, abs=1e-7)
+    assert SI311_D_SPACING == pytest.approx(1.6375143, abs=1e-7)
 
 
 def test_bragg_angles_match_hand_calculation():
@@ -33,11 +39,11 @@ def test_bragg_angles_match_hand_calculation():
 
 def test_energy_to_counts_matches_hand_calculation():
     si111 = MonoCalibration.for_crystal("Si(111)", counts_per_degree=10_000.0, offset_counts=500.0)
-    # 500 + 10 000 · 12.71990 = 127 699.0
+    # 500 + 10 000 · 12.719894 = 127 698.94 → 127 699
     assert si111.energy_to_counts([CU_K]).tolist() == [127_699]
     si311 = MonoCalibration(SI311_D_SPACING, counts_per_degree=-5_000.0, offset_counts=200_000.0)
-    # 200 000 − 5 000 · 24.93727 = 75 313.6 → 75 314
-    assert si311.energy_to_counts([CU_K]).tolist() == [75_314]
+    # 200 000 − 5 000 · 24.937034 = 75 314.83 → 75 315
+    assert si311.energy_to_counts([CU_K]).tolist() == [75_315]
 
 
 def test_counts_to_energy_inverts_within_one_count():
@@ -52,9 +58,9 @@ def test_counts_to_energy_inverts_within_one_count():
 
 
 def test_k_and_energy():
-    # E − E0 = k² · 3.80998 eV·Å²: k = 10 Å⁻¹ lies 380.998 eV above the edge.
-    assert k_to_energy(10.0, CU_K) == pytest.approx(CU_K + 380.998)
-    assert energy_to_k(CU_K + 380.998, CU_K) == pytest.approx(10.0)
+    # E − E0 = k² · 3.809982 eV·Å²: k = 10 Å⁻¹ lies 380.9982 eV above the edge.
+    assert k_to_energy(10.0, CU_K) == pytest.approx(CU_K + 380.9982)
+    assert energy_to_k(CU_K + 380.9982, CU_K) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="below the edge"):
         energy_to_k(CU_K - 1.0, CU_K)
 
@@ -70,12 +76,12 @@ def test_grid_regions_and_spacing():
     assert len(pre) == 17  # −200 … −40
     assert xanes[0] == pytest.approx(-30) and np.allclose(np.diff(xanes), 0.5)
     assert len(xanes) == 140  # −30 … 39.5
-    k = np.sqrt(exafs / 3.80998)
-    assert k[0] == pytest.approx(math.sqrt(40 / 3.80998))
+    k = np.sqrt(exafs / 3.809982)
+    assert k[0] == pytest.approx(math.sqrt(40 / 3.809982))
     assert np.allclose(np.diff(k)[:-1], 0.05)
     assert 0 < np.diff(k)[-1] <= 0.05 + 1e-12
     assert k[-1] == pytest.approx(14.0)
-    assert exafs[-1] == pytest.approx(14.0**2 * 3.80998)
+    assert exafs[-1] == pytest.approx(14.0**2 * 3.8099822)
 
 
 def test_grid_rejects_bad_regions():
@@ -107,7 +113,7 @@ def test_position_list_refuses_steps_below_encoder_resolution():
 
 
 def test_energy_below_crystal_cutoff_is_refused():
-    # Si(111) cannot diffract below 12.39842 / (2 · 3.1356) keV = 1977.1 eV.
+    # Si(111) cannot diffract below 12 398.419 843 / (2 · 3.1356012) eV = 1977.04 eV.
     with pytest.raises(ValueError, match="1977"):
         bragg_angle_deg(1900.0, SI111_D_SPACING)
     with pytest.raises(ValueError, match="unknown crystal"):

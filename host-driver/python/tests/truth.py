@@ -57,6 +57,7 @@ def compare_with_truth(
     name: str,
     channels: list[int],
     clock_hz: float | None = None,
+    keys: dict[int, str] | None = None,
 ) -> list[str]:
     """Every difference between collected `data` (key → per-point values) and `truth`.
 
@@ -64,6 +65,8 @@ def compare_with_truth(
     channels (then indexed by the 0-based channel number). Truth `timestamp`/`live_time` are
     seconds, or device ticks when `clock_hz` is given; timestamps are compared relative to the
     first point, because the published time base may start at the scan, not at power-up.
+    Channel N's data key is ``<name>-<keys[N]>`` (the device's `channel_keys`, from the roles),
+    ``<name>-ch<N>`` when `keys` is None.
     """
     scale = 1.0 / clock_hz if clock_hz else 1.0
     problems: list[str] = []
@@ -99,7 +102,8 @@ def compare_with_truth(
             else:
                 problems.append(f"point {i}: truth has {len(counts)} counts, no channel {ch}")
                 continue
-            have = data[f"{name}-ch{ch}"][i]
+            key = keys[ch] if keys is not None else f"ch{ch}"
+            have = data[f"{name}-{key}"][i]
             if have != want:
                 problems.append(f"point {i}: ch{ch} {have} != {want}")
     return problems

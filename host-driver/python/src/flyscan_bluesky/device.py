@@ -18,11 +18,13 @@ Typical use from a plan::
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from bluesky.protocols import EventPageCollectable, Hints, PartialEventPage
@@ -32,18 +34,47 @@ from ophyd_async.core import (
     ConfinedModel,
     DeviceVector,
     FlyableLogic,
-    SignalR,
     StandardFlyable,
     StandardReadable,
     StandardReadableFormat,
     StrictEnum,
+    WatchableAsyncStatus,
+    WatcherUpdate,
+    observe_value,
     wait_for_value,
 )
 from ophyd_async.epics.core import epics_signal_r, epics_signal_rw, epics_signal_w
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from .exafs import MonoCalibration
 
 #: Largest channel count the wire protocol allows (the channel mask is 32 bits).
 MAX_CHANNELS = 32
+
+#: Flag bit of the first point of each pass: its bin began at the arm or at the turn-around,
+#: not at a preset, so it is partial and kept out of μ(E).
+PASS_START = 16
+
+#: Detector roles of the XAS set-up (`$(P)CH<N>:Role`), with their data-key names and XDI
+#: column names: incident, transmitted, fluorescence and reference-foil intensities.
+ROLES: dict[str, tuple[str, str]] = {
+    "I0": ("i0", "i0"),
+    "It": ("it", "itrans"),
+    "If": ("if", "ifluor"),
+    "Iref": ("iref", "irefer"),
+}
+
+#: Derived absorption keys: name → (numerator role, denominator role, log?). μ is NaN for
+#: partial bins (PASS_START) and where a count is not positive.
+MU_KEYS: dict[str, tuple[str, str, bool]] = {
+    "mu_trans": ("I0", "It", True),
+    "mu_fluor": ("If", "I0", False),
+    "mu_ref": ("It", "Iref", True),
+}
+
+#: Data keys of the per-point waveforms besides the channels, with their PV names.
+_WAVEFORM_KEYS = ("position", "timestamp", "live_time", "flags", "energy", "energy_start",
+                  "energy_centre")
 
 
 class FlyScanError(RuntimeError):
@@ -127,6 +158,24 @@ class FlyScanInfo(ConfinedModel):
     """Longest wait in `complete`, seconds; None waits for as long as the scan runs."""
     arm_timeout: float = Field(default=30.0, gt=0, frozen=True)
     """Longest wait in `kickoff` for the device to be armed (configure + list upload), s."""
+    calibration: MonoCalibration | None = Field(default=None, frozen=True)
+    """Monochromator calibration to write to `DSpacing`, `CountsPerDegree`, `AngleOffset`,
+    `Crystal` in `prepare` (None: leave the IOC's as they are)."""
+    roles: Mapping[int, str] | None = Field(default=None, frozen=True)
+    """Role per channel number to write to `CH<N>:Role` in `prepare` (e.g. ``{0: "I0",
+    1: "It"}``; "" clears one); None leaves them as they are."""
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, v: Mapping[int, str] | None) -> Mapping[int, str] | None:
+        if v is None:
+            return v
+        for ch, role in v.items():
+            if not 0 <= ch < MAX_CHANNELS:
+                raise ValueError(f"role for channel {ch}: channels are 0..{MAX_CHANNELS - 1}")
+            if len(role) > 39:
+                raise ValueError(f"role {role!r} of channel {ch} is longer than 39 characters")
+        return dict(v)
 
     @model_validator(mode="after")
     def _check_consistent(self) -> Self:
@@ -238,6 +287,20 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
             writes.append(d.positions.set(np.asarray(value.positions, dtype=np.float64)))
         else:
             writes += [d.start.set(value.start), d.step.set(value.step)]
+        if value.calibration is not None:
+            cal = value.calibration
+            writes += [
+                d.d_spacing.set(cal.d_spacing),
+                d.counts_per_degree.set(cal.counts_per_degree),
+                d.angle_offset.set(cal.offset_counts),
+                d.crystal.set(cal.crystal),
+            ]
+        for ch, role in (value.roles or {}).items():
+            if ch >= len(d.roles):
+                raise FlyScanError(
+                    f"{d.name}: a role for channel {ch}, but the device has {len(d.roles)}"
+                )
+            writes.append(d.roles[ch].set(role))
         await asyncio.gather(*writes)
         return FlyScanCtx(info=value)
 
@@ -252,7 +315,7 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
         """
         d = self.device
         ctx.scan_id_before = await d.scan_id.get_value()
-        d._collected = 0  # noqa: SLF001 - a new scan starts a new event sequence
+        d._new_scan()  # noqa: SLF001 - a new scan starts a new event sequence and clock map
         await d.arm.set(True)
         armed = asyncio.ensure_future(
             wait_for_value(d.status, lambda v: v in _RUNNING, timeout=None)
@@ -403,6 +466,78 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
             await d.abort.set(True)
 
 
+def role_key(role: str) -> str:
+    """Data-key name of a role: ``i0``, ``it``, ``if``, ``iref`` for the XAS roles, the role
+    lower-cased with non-alphanumerics as ``_`` otherwise, ``""`` for no role."""
+    if role in ROLES:
+        return ROLES[role][0]
+    return re.sub(r"[^0-9a-z]+", "_", role.strip().lower()).strip("_")
+
+
+def channel_keys(roles: Mapping[int, str]) -> dict[int, str]:
+    """Data-key suffix of each channel from its role: the role's key (`role_key`) when only
+    one channel has it, ``<role>_ch<N>`` when several do, ``ch<N>`` without a role."""
+    base = {n: role_key(r) for n, r in roles.items()}
+    taken = [k for k in base.values() if k]
+    reserved = set(_WAVEFORM_KEYS) | set(MU_KEYS)
+    out = {}
+    for n, k in base.items():
+        if not k:
+            out[n] = f"ch{n}"
+        elif taken.count(k) > 1 or k in reserved or re.fullmatch(r"ch\d+", k):
+            out[n] = f"{k}_ch{n}"
+        else:
+            out[n] = k
+    return out
+
+
+def absorption(
+    counts: Mapping[str, np.ndarray], flags: np.ndarray
+) -> dict[str, np.ndarray]:
+    """μ per point from counts by role (``"I0"``, ``"It"``, ``"If"``, ``"Iref"`` → counts):
+    ``mu_trans`` = ln(I0/It), ``mu_fluor`` = If/I0, ``mu_ref`` = ln(It/Iref), each where its
+    two roles are present. Partial bins (flag `PASS_START`) and non-positive counts give NaN."""
+    whole = (np.asarray(flags, dtype=np.int64) & PASS_START) == 0
+    out: dict[str, np.ndarray] = {}
+    for key, (num, den, log) in MU_KEYS.items():
+        if num not in counts or den not in counts:
+            continue
+        a = np.asarray(counts[num], dtype=np.float64)
+        b = np.asarray(counts[den], dtype=np.float64)
+        ok = whole & (a > 0) & (b > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(ok, a / np.where(ok, b, 1.0), np.nan)
+            out[key] = np.log(ratio) if log else ratio
+    return out
+
+
+@dataclass
+class _ClockMap:
+    """Maps device time to the wall clock for one scan: epoch = device time + offset.
+
+    Every update of `$(P)Tail:Timestamp` (posted each tick with the newest points) gives an
+    upper bound of the offset: the IOC's time stamp of the update minus the device time of its
+    newest point. The smallest one seen before the first points are emitted is kept for the
+    whole scan, so the events' times keep the device's exact spacing; its error is the
+    fastest update's latency (one driver tick plus the line, a few ms to tens of ms).
+    """
+
+    since: float = 0.0
+    best: float = math.inf
+    offset: float | None = None
+    samples: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sample(self, wall: float, device_times: np.ndarray) -> None:
+        if self.offset is not None or wall < self.since or device_times.size == 0:
+            return
+        newest = float(np.nanmax(device_times)) if np.any(np.isfinite(device_times)) else None
+        if newest is None:
+            return
+        self.best = min(self.best, wall - newest)
+        self.samples += 1
+
+
 class FlyScanCounter(
     StandardFlyable[FlyScanInfo, FlyScanCtx], StandardReadable, EventPageCollectable
 ):
@@ -410,8 +545,18 @@ class FlyScanCounter(
 
     :param prefix: PV prefix, e.g. ``"FLY:"``.
     :param num_channels: channels the IOC serves (`$(P)CH0` … `$(P)CH<n-1>`).
-    :param name: device name; data keys are ``<name>-ch<N>``, ``<name>-position``,
-        ``<name>-timestamp``, ``<name>-live_time`` and ``<name>-flags`` (N from 0, as the PVs).
+    :param name: device name.
+
+    Data keys (one event per point): ``<name>-<role>`` per enabled channel (counts; the
+    channel's `CH<N>:Role` gives ``i0``, ``it``, ``if``, ``iref``, or ``ch<N>`` without a role,
+    see `channel_keys`), ``-position`` (encoder counts at the trigger), ``-energy`` (eV at the
+    trigger = the END of the point's bin), ``-energy_start`` (the bin's start = the previous
+    trigger) and ``-energy_centre`` (its middle; both NaN for the first point of a pass, whose
+    bin began at the arm), ``-timestamp`` (device time at the trigger, s), ``-live_time``,
+    ``-flags`` (bit 16 = PASS_START: a partial bin), and μ where the roles allow:
+    ``-mu_trans`` = ln(I0/It), ``-mu_fluor`` = If/I0, ``-mu_ref`` = ln(It/Iref) (NaN for partial
+    bins). Every reading's time stamp (the events' ``timestamps``) is the point's trigger on
+    the wall clock (see `_ClockMap`); bluesky sets the events' own ``time`` when it collects.
     """
 
     def __init__(self, prefix: str, num_channels: int = 8, name: str = "") -> None:
@@ -425,6 +570,11 @@ class FlyScanCounter(
         self.timestamp = epics_signal_r(Array1D[np.float64], f"{prefix}Timestamp")
         self.live_time = epics_signal_r(Array1D[np.float64], f"{prefix}LiveTime")
         self.flags = epics_signal_r(Array1D[np.uint8], f"{prefix}Flags")
+        self.energy = epics_signal_r(Array1D[np.float64], f"{prefix}Energy")
+        self.energy_start = epics_signal_r(Array1D[np.float64], f"{prefix}EnergyStart")
+        self.energy_centre = epics_signal_r(Array1D[np.float64], f"{prefix}EnergyCentre")
+        # The newest points' device times, posted every tick: maps device time to wall time.
+        self.tail_timestamp = epics_signal_r(Array1D[np.float64], f"{prefix}Tail:Timestamp")
         # Scan bookkeeping and health.
         self.num_captured = epics_signal_r(int, f"{prefix}NumCaptured")
         self.num_expected = epics_signal_r(int, f"{prefix}NumExpected")
@@ -454,6 +604,14 @@ class FlyScanCounter(
             self.passes = epics_signal_rw(int, f"{prefix}Passes")
             self.channel_mask = epics_signal_rw(int, f"{prefix}ChannelMask")
             self.encoding = epics_signal_rw(PointEncoding, f"{prefix}Encoding")
+            # Monochromator calibration: the driver computes Energy* from it.
+            self.d_spacing = epics_signal_rw(float, f"{prefix}DSpacing")
+            self.counts_per_degree = epics_signal_rw(float, f"{prefix}CountsPerDegree")
+            self.angle_offset = epics_signal_rw(float, f"{prefix}AngleOffset")
+            self.crystal = epics_signal_rw(str, f"{prefix}Crystal")
+            self.roles = DeviceVector(
+                {n: epics_signal_rw(str, f"{prefix}CH{n}:Role") for n in range(num_channels)}
+            )
         self.positions = epics_signal_rw(Array1D[np.float64], f"{prefix}Positions")
         self.arm = epics_signal_rw(bool, f"{prefix}Arm")
         self.abort = epics_signal_w(bool, f"{prefix}Abort")
@@ -461,7 +619,24 @@ class FlyScanCounter(
         self._collected = 0
         # Channels named by the last describe_collect, so collect emits exactly those keys.
         self._described_channels: list[int] | None = None
+        self._keys: dict[int, str] = {}
+        self._roles: dict[int, str] = {}
+        self._clock = _ClockMap()
+        self._watching_tail = False
         super().__init__(name=name)
+
+    def _new_scan(self) -> None:
+        """Called at kickoff: a new event sequence and a new device → wall clock map, fed by
+        the tail's updates from now on."""
+        self._collected = 0
+        self._clock = _ClockMap(since=time.time())
+        if not self._watching_tail:
+            self.tail_timestamp.subscribe_reading(self._on_tail)
+            self._watching_tail = True
+
+    def _on_tail(self, reading: dict[str, Any]) -> None:
+        for r in reading.values():
+            self._clock.sample(float(r["timestamp"]), np.asarray(r["value"], dtype=np.float64))
 
     async def pause(self) -> None:
         """Called by the RunEngine when it pauses: the scan is aborted (see
@@ -477,24 +652,58 @@ class FlyScanCounter(
         """Points emitted by `collect_pages` since the last kickoff."""
         return self._collected
 
+    @property
+    def channel_keys(self) -> dict[int, str]:
+        """Data key (without the ``<name>-`` prefix) of each channel in the last
+        `describe_collect`, by channel number."""
+        return dict(self._keys)
+
+    @property
+    def channel_roles(self) -> dict[int, str]:
+        """Role of each channel in the last `describe_collect` ("" for none)."""
+        return dict(self._roles)
+
+    @property
+    def clock_offset(self) -> float | None:
+        """Wall time (Unix s) minus device time of the current scan, once fixed."""
+        return self._clock.offset
+
     @cached_property
     def flyable_logic(self) -> FlyScanLogic:
         """Prepare/kickoff/complete logic over this device's PVs."""
         return FlyScanLogic(device=self)
 
-    def _key(self, field: str) -> str:
-        return f"{self.name}-{field}"
+    @WatchableAsyncStatus.wrap
+    async def complete(self) -> AsyncIterator[WatcherUpdate[int]]:
+        """Wait for the scan's end (`FlyScanLogic.on_complete`), reporting the points captured
+        so far to watchers — the RunEngine's progress bar."""
+        completing = super().complete()
+        expected = max(await self.num_expected.get_value(), 0)
+        async for captured in observe_value(self.num_captured, done_status=completing):
+            target = max(expected, await self.num_expected.get_value())
+            yield WatcherUpdate(
+                name=self.name, current=captured, initial=0, target=target, unit="points",
+                precision=0,
+            )
+        await completing
+
+    def _key(self, field_name: str) -> str:
+        return f"{self.name}-{field_name}"
 
     async def describe_collect(self) -> dict[str, DataKey]:
-        """One scalar data key per enabled channel, plus position, timestamp, live time, flags."""
+        """One scalar data key per enabled channel (named by its role), position, energies,
+        timestamp, live time, flags, and μ where the roles allow it."""
         mask, n_channels = await asyncio.gather(
             self.channel_mask.get_value(), self.num_channels.get_value()
         )
         channels = channels_from_mask(mask, min(n_channels, len(self.channels)))
+        roles = await asyncio.gather(*(self.roles[n].get_value() for n in channels))
         self._described_channels = channels
+        self._roles = {n: r.strip() for n, r in zip(channels, roles, strict=True)}
+        self._keys = channel_keys(self._roles)
         keys: dict[str, DataKey] = {}
         for n in channels:
-            keys[self._key(f"ch{n}")] = DataKey(
+            keys[self._key(self._keys[n])] = DataKey(
                 source=self.channels[n].source, dtype="integer", shape=[],
                 dtype_numpy="<i8", units="counts",
             )
@@ -502,6 +711,11 @@ class FlyScanCounter(
             source=self.position.source, dtype="integer", shape=[], dtype_numpy="<i8",
             units="encoder counts",
         )
+        for k, sig in (("energy", self.energy), ("energy_start", self.energy_start),
+                       ("energy_centre", self.energy_centre)):
+            keys[self._key(k)] = DataKey(
+                source=sig.source, dtype="number", shape=[], dtype_numpy="<f8", units="eV"
+            )
         keys[self._key("timestamp")] = DataKey(
             source=self.timestamp.source, dtype="number", shape=[], dtype_numpy="<f8", units="s"
         )
@@ -511,6 +725,13 @@ class FlyScanCounter(
         keys[self._key("flags")] = DataKey(
             source=self.flags.source, dtype="integer", shape=[], dtype_numpy="<i8"
         )
+        present = set(self._roles.values())
+        for k, (num, den, _) in MU_KEYS.items():
+            if num in present and den in present:
+                keys[self._key(k)] = DataKey(
+                    source=f"derived:{num},{den}", dtype="number", shape=[], dtype_numpy="<f8",
+                    units="",
+                )
         return keys
 
     async def collect_pages(self) -> AsyncIterator[PartialEventPage]:
@@ -527,6 +748,9 @@ class FlyScanCounter(
             self.timestamp.get_value(),
             self.live_time.get_value(),
             self.flags.get_value(),
+            self.energy.get_value(),
+            self.energy_start.get_value(),
+            self.energy_centre.get_value(),
             *(self.channels[n].get_value() for n in channels),
         )
         end = min(len(a) for a in arrays)
@@ -537,29 +761,55 @@ class FlyScanCounter(
         start = self._collected
         if end <= start:
             return
-        position, timestamp, live_time, flags, *counts = (a[start:end] for a in arrays)
-        now = time.time()
+        position, timestamp, live_time, flags, energy, e_start, e_centre, *counts = (
+            a[start:end] for a in arrays
+        )
+        offset = await self._fix_clock(arrays[1][:end])
         data: dict[str, list] = {
             self._key("position"): _as_ints(position, self.position.source),
+            self._key("energy"): [float(v) for v in energy],
+            self._key("energy_start"): [float(v) for v in e_start],
+            self._key("energy_centre"): [float(v) for v in e_centre],
             self._key("timestamp"): [float(v) for v in timestamp],
             self._key("live_time"): [float(v) for v in live_time],
             self._key("flags"): _as_ints(flags, self.flags.source),
         }
+        by_role: dict[str, np.ndarray] = {}
         for n, c in zip(channels, counts, strict=True):
-            data[self._key(f"ch{n}")] = _as_ints(c, self.channels[n].source)
-        n_points = end - start
+            data[self._key(self._keys[n])] = _as_ints(c, self.channels[n].source)
+            by_role.setdefault(self._roles.get(n, ""), c)
+        for k, mu in absorption(by_role, flags).items():
+            data[self._key(k)] = [float(v) for v in mu]
+        wall = [float(t) + offset for t in timestamp]
         self._collected = end
-        yield PartialEventPage(
-            data=data,
-            timestamps={k: [now] * n_points for k in data},
-            time=[now] * n_points,
-        )
+        # The bundler stamps the page's `time` itself; the readings carry the trigger times.
+        yield PartialEventPage(data=data, timestamps={k: wall for k in data}, time=wall)
+
+    async def _fix_clock(self, device_times: np.ndarray) -> float:
+        """The scan's device → wall offset, fixed at the first collect that has points."""
+        clock = self._clock
+        if clock.offset is None:
+            if clock.samples == 0:
+                # No tail update seen yet: the full Timestamp waveform's own time stamp.
+                reading = await self.timestamp.read(cached=False)
+                clock.sample(
+                    float(reading[self.timestamp.name]["timestamp"]), np.asarray(device_times)
+                )
+            clock.offset = clock.best if math.isfinite(clock.best) else time.time() - float(
+                np.nanmax(device_times)
+            )
+        return clock.offset
 
     @property
     def hints(self) -> Hints:
-        """Plot the enabled channels against position."""
+        """Plot μ (transmission, fluorescence, reference) when the roles allow it, else the
+        enabled channels; plans put ``-energy_centre`` as the plot's x axis."""
+        present = set(self._roles.values())
+        mu = [self._key(k) for k, (a, b, _) in MU_KEYS.items() if a in present and b in present]
+        if mu:
+            return Hints(fields=mu)
         channels = self._described_channels or [0]
-        return Hints(fields=[self._key(f"ch{n}") for n in channels])
+        return Hints(fields=[self._key(self._keys.get(n, f"ch{n}")) for n in channels])
 
 
 def _as_ints(values: np.ndarray, source: str) -> list[int]:
@@ -574,6 +824,12 @@ def _as_ints(values: np.ndarray, source: str) -> list[int]:
 
 
 __all__ = [
+    "MU_KEYS",
+    "PASS_START",
+    "ROLES",
+    "absorption",
+    "channel_keys",
+    "role_key",
     "FlyScanCounter",
     "FlyScanCtx",
     "FlyScanError",

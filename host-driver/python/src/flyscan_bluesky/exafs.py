@@ -5,10 +5,15 @@ Pure Python + numpy, so a plan can build and check its trigger list without any 
 Conventions:
 
 * energies are in eV, photon wavenumbers `k` in Å⁻¹;
-* `E − E0 = k² · HBAR2_OVER_2ME` with `HBAR2_OVER_2ME = ħ²/(2 mₑ) = 3.80998 eV·Å²`;
-* Bragg's law `λ = 2 d sin θ` with `λ[Å] = 12.39842 / E[keV]`;
+* `E − E0 = k² · HBAR2_OVER_2ME` with `HBAR2_OVER_2ME = ħ²/(2 mₑ) = 3.809982 eV·Å²`;
+* Bragg's law `λ = 2 d sin θ` with `λ[Å] = HC_EV_ANGSTROM / E[eV]`, hc = 12 398.419 843 eV·Å;
+* silicon d-spacings from the lattice constant a = 5.431 020 511 Å: d(hkl) = a/√(h²+k²+l²);
 * the monochromator's encoder reads `counts = offset + counts_per_degree · θ[°]`, rounded to
-  the nearest integer count (the firmware compares integer positions).
+  the nearest integer count (the firmware compares integer positions); the host driver's
+  `DSpacing`, `CountsPerDegree` and `AngleOffset` PVs hold the same calibration.
+
+The simulator (`sim/src/plan.rs`, `sim/src/mono.rs`) follows the same grid rules and constants,
+so a plan built here arms exactly the presets of a simulated EXAFS scenario.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ import numpy as np
 import numpy.typing as npt
 
 #: ħ²/(2 mₑ) in eV·Å²: `E − E0 = k² · HBAR2_OVER_2ME`.
-HBAR2_OVER_2ME = 3.80998
-#: h·c in keV·Å: `λ[Å] = HC_KEV_ANGSTROM / E[keV]`.
-HC_KEV_ANGSTROM = 12.39842
+HBAR2_OVER_2ME = 3.809982
+#: h·c in eV·Å (CODATA 2018): `λ[Å] = HC_EV_ANGSTROM / E[eV]`.
+HC_EV_ANGSTROM = 12398.419843
+#: h·c in keV·Å.
+HC_KEV_ANGSTROM = HC_EV_ANGSTROM / 1000.0
+#: Lattice constant of silicon at 22.5 °C, Å.
+SI_LATTICE_ANGSTROM = 5.431020511
 
-#: Lattice-plane spacing of Si(111), Å.
-SI111_D_SPACING = 3.1356
-#: Lattice-plane spacing of Si(311), Å.
-SI311_D_SPACING = 1.6375
+#: Lattice-plane spacing of Si(111), Å (a/√3).
+SI111_D_SPACING = SI_LATTICE_ANGSTROM / math.sqrt(3.0)
+#: Lattice-plane spacing of Si(311), Å (a/√11).
+SI311_D_SPACING = SI_LATTICE_ANGSTROM / math.sqrt(11.0)
 
 #: Named crystal cuts and their d-spacings (Å), for configuration files and command lines.
 CRYSTALS: dict[str, float] = {"Si(111)": SI111_D_SPACING, "Si(311)": SI311_D_SPACING}
@@ -114,9 +123,10 @@ def bragg_angle_deg(energy_ev: npt.ArrayLike, d_spacing: float) -> np.ndarray:
         raise ValueError(f"d-spacing must be > 0 Å, got {d_spacing}")
     if np.any(e <= 0):
         raise ValueError("energies must be > 0 eV")
-    s = (HC_KEV_ANGSTROM / (e / 1000.0)) / (2.0 * d_spacing)
+    # The operation order of the simulator's Bragg law, so both round presets alike.
+    s = HC_EV_ANGSTROM / (2.0 * d_spacing * e)
     if np.any(s > 1.0):
-        e_min = HC_KEV_ANGSTROM / (2.0 * d_spacing) * 1000.0
+        e_min = HC_EV_ANGSTROM / (2.0 * d_spacing)
         raise ValueError(
             f"energy below {e_min:.1f} eV cannot be diffracted by d={d_spacing} Å (λ > 2d)"
         )
@@ -133,8 +143,7 @@ def bragg_energy_ev(theta_deg: npt.ArrayLike, d_spacing: float) -> np.ndarray:
         raise ValueError(f"d-spacing must be > 0 Å, got {d_spacing}")
     if np.any(th <= 0) or np.any(th > 90):
         raise ValueError("Bragg angles must lie in (0°, 90°]")
-    wavelength = 2.0 * d_spacing * np.sin(np.radians(th))
-    return HC_KEV_ANGSTROM / wavelength * 1000.0
+    return HC_EV_ANGSTROM / (2.0 * d_spacing * np.sin(np.radians(th)))
 
 
 @dataclass(frozen=True)
@@ -144,12 +153,15 @@ class MonoCalibration:
     :param d_spacing: crystal plane spacing in Å (`SI111_D_SPACING`, `SI311_D_SPACING`, …).
     :param counts_per_degree: encoder counts per degree of θ; negative when the encoder counts
         down as θ grows.
-    :param offset_counts: encoder reading at θ = 0°.
+    :param offset_counts: encoder reading at θ = 0° (the host's `AngleOffset`).
+    :param crystal: the crystal's name for metadata (`Crystal` PV, XDI `Mono.name`), e.g.
+        ``"Si(111)"``; empty if unnamed.
     """
 
     d_spacing: float
     counts_per_degree: float
     offset_counts: float = 0.0
+    crystal: str = ""
 
     def __post_init__(self) -> None:
         if not self.d_spacing > 0:
@@ -172,7 +184,7 @@ class MonoCalibration:
         except KeyError:
             known = ", ".join(sorted(CRYSTALS))
             raise ValueError(f"unknown crystal {crystal!r}; known: {known}") from None
-        return cls(d, counts_per_degree, offset_counts)
+        return cls(d, counts_per_degree, offset_counts, crystal)
 
     def energy_to_counts(self, energy_ev: npt.ArrayLike) -> np.ndarray:
         """Encoder counts (int64, rounded to nearest) at energies (eV)."""

@@ -22,6 +22,18 @@ STREAM = "primary"
 #: Seconds per point assumed when nothing says how fast the axis moves (a slow EXAFS dwell).
 DEFAULT_POINT_TIME = 1.0
 
+#: What one point's counts and energies mean (recorded in every run's start document).
+BINS = {
+    "counts": "pulses from the previous trigger (bin start) to this point's trigger (bin end)",
+    "energy": "energy at the trigger: the END of the bin, eV",
+    "energy_start": "energy at the bin's start (the previous trigger), eV",
+    "energy_centre": "energy at the middle of the bin, eV: the abscissa of mu(E)",
+    "partial": (
+        "the first point of each pass (flag PASS_START = 16) integrates from the arm or the "
+        "turn-around, not from a preset: energy_start/energy_centre and mu are NaN there"
+    ),
+}
+
 
 def default_timeout(info: FlyScanInfo, duration: float | None = None) -> float:
     """How long `complete` waits when the plan is given no timeout: twice the scan's expected
@@ -70,6 +82,9 @@ def fly_counter(
         "motors": [] if motor is None else [motor.name],
         "num_points": info.expected_points,
         "fly_scan": info.model_dump(mode="json", exclude={"positions"}),
+        # Bin semantics of every point, for readers of the stored run.
+        "bins": BINS,
+        "hints": {"dimensions": [([f"{counter.name}-energy_centre"], STREAM)]},
     }
     _md.update(md or {})
 
@@ -112,6 +127,9 @@ def fly_exafs(
     energies: npt.ArrayLike | None = None,
     grid: Mapping[str, float] | None = None,
     channel_mask: int = 1,
+    roles: Mapping[int, str] | None = None,
+    element: str | None = None,
+    edge: str | None = None,
     motor: Any | None = None,
     duration: float | None = None,
     timeout: float | None = None,
@@ -121,9 +139,13 @@ def fly_exafs(
     """Fly an EXAFS scan: the counter latches one point at each energy of the grid.
 
     Builds the energy grid (`exafs_energy_grid(e0, **grid)` unless `energies` is given),
-    converts it to monochromator encoder counts with `mono`, arms the counter in list mode with
-    the direction the encoder moves in, and (if `motor` is given) flies the Bragg axis (in
-    degrees) through the grid in `duration` seconds.
+    converts it to monochromator encoder counts with `mono`, writes that calibration (and the
+    channel `roles`, if given) to the IOC so its `Energy` waveforms use it, arms the counter in
+    list mode with the direction the encoder moves in, and (if `motor` is given) flies the Bragg
+    axis (in degrees) through the grid in `duration` seconds.
+
+    The start document records the element, edge, E0, crystal, d-spacing, calibration, roles,
+    grid, energies and presets; the live plot shows μ against the bins' centre energy.
 
     :param counter: the flyscan counter.
     :param mono: crystal d-spacing and encoder calibration of the monochromator.
@@ -131,6 +153,10 @@ def fly_exafs(
     :param energies: explicit energies (eV, strictly monotonic) instead of a generated grid.
     :param grid: keyword arguments for `exafs_energy_grid` (pre_start, xanes_step, kmax, …).
     :param channel_mask: enabled counter channels, bit N = channel N (`$(P)CH<N>`).
+    :param roles: role per channel to write to `CH<N>:Role` (``{0: "I0", 1: "It", 2: "If",
+        3: "Iref"}``); None keeps the IOC's.
+    :param element: absorbing element for the metadata (e.g. ``"Cu"``).
+    :param edge: absorption edge for the metadata (e.g. ``"K"``).
     :param motor: optional Bragg-axis flyer (ophyd-async `Motor` in degrees).
     :param duration: seconds for the motor to cross the grid (required with `motor`).
     :param timeout: longest wait for the scan to end, seconds (None: `default_timeout`, from
@@ -154,7 +180,8 @@ def fly_exafs(
     positions = mono.position_list(e)
     direction = ScanDirection.POSITIVE if positions[-1] > positions[0] else ScanDirection.NEGATIVE
     info = FlyScanInfo.from_positions(
-        positions, direction=direction, channel_mask=channel_mask, timeout=timeout
+        positions, direction=direction, channel_mask=channel_mask, timeout=timeout,
+        calibration=mono, roles=roles,
     )
     if timeout is None:
         info = info.model_copy(update={"timeout": default_timeout(info, duration)})
@@ -166,15 +193,30 @@ def fly_exafs(
         motor_info = FlyMotorInfo(
             start_position=float(theta[0]), end_position=float(theta[1]), time_for_move=duration
         )
-    _md = {
+    _md: dict[str, Any] = {
         "plan_name": "fly_exafs",
         "e0": float(e0),
+        "crystal": mono.crystal,
         "d_spacing": mono.d_spacing,
         "counts_per_degree": mono.counts_per_degree,
         "offset_counts": mono.offset_counts,
+        "grid": {k: float(v) for k, v in (grid or {}).items()} if energies is None else None,
         "energies": [float(v) for v in e],
         "positions": positions,
     }
+    if element is not None:
+        _md["element"] = element
+    if edge is not None:
+        _md["edge"] = edge
+    if roles is None:
+        # Record the roles the IOC has for the enabled channels.
+        enabled = [n for n in range(len(counter.roles)) if channel_mask >> n & 1]
+        roles = {}
+        for n in enabled:
+            roles[n] = yield from bps.rd(counter.roles[n])
+        _md["roles"] = {str(ch): r for ch, r in roles.items()}
+    else:
+        _md["roles"] = {str(ch): r for ch, r in roles.items()}
     _md.update(md or {})
     return (
         yield from fly_counter(
