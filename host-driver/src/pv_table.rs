@@ -81,8 +81,12 @@ pub enum Output {
     TailLiveTime,
     /// Tail: flags.
     TailFlags,
-    /// Tail: energies.
+    /// Tail: energies (bin end).
     TailEnergy,
+    /// Tail: energies where the bins began.
+    TailEnergyStart,
+    /// Tail: energies at the bins' centres.
+    TailEnergyCentre,
     /// Tail: counts of one channel (`CH$(N):Tail`).
     TailChannel,
     /// Preview: positions.
@@ -286,6 +290,18 @@ pub const PVS: &[Pv] = &[
         "waveform DOUBLE",
         Output::TailEnergy,
         "energies of the newest points, eV",
+    ),
+    o(
+        "Tail:EnergyStart",
+        "waveform DOUBLE",
+        Output::TailEnergyStart,
+        "energies where the newest points' bins began, eV",
+    ),
+    o(
+        "Tail:EnergyCentre",
+        "waveform DOUBLE",
+        Output::TailEnergyCentre,
+        "energies at the newest points' bin centres, eV",
     ),
     o(
         "CH$(N):Tail",
@@ -533,6 +549,19 @@ pub fn render_table() -> String {
     }
     s
 }
+
+/// The PV Access groups QSRV serves from the records' `Q:group` info tags (name after the
+/// prefix, what it holds).
+pub const GROUPS: &[(&str, &str)] = &[
+    (
+        "Scan",
+        "the whole scan as one NTTable (updated with the full waveforms)",
+    ),
+    (
+        "Tail",
+        "the newest points, every column at once (updated every tick with Tail:Index)",
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use flyscan_host::core::phase;
-use flyscan_host::pv_table::{self, PVS, Writer};
+use flyscan_host::pv_table::{self, GROUPS, PVS, Writer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -117,10 +117,29 @@ fn the_ophyd_device_uses_only_pvs_of_the_table() {
     assert!(used.len() > 20, "found too few PVs in device.py: {used:?}");
     for name in &used {
         assert!(
-            PVS.iter().any(|p| p.name == name),
-            "device.py uses $(P){name}, which the PV table does not declare"
+            PVS.iter().any(|p| p.name == name) || GROUPS.iter().any(|(g, _)| g == name),
+            "device.py uses $(P){name}, which neither the PV table nor its groups declare"
         );
     }
+}
+
+/// Every PV Access group of the table is defined by the databases' `Q:group` tags, and every
+/// group they define is in the table.
+#[test]
+fn the_pva_groups_are_the_databases() {
+    let mut defined = std::collections::BTreeSet::new();
+    for db in ["flyscan.db", "flyscan_channel.db"] {
+        let text = read(&root().join("host-driver/db").join(db));
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("info(Q:group, {\"$(P)") {
+            rest = &rest[i + "info(Q:group, {\"$(P)".len()..];
+            let end = rest.find('"').expect("closing quote");
+            defined.insert(rest[..end].to_owned());
+        }
+    }
+    let table: std::collections::BTreeSet<String> =
+        GROUPS.iter().map(|(g, _)| (*g).to_owned()).collect();
+    assert_eq!(defined, table);
 }
 
 /// Source files under `dir` (recursively), skipping build output.

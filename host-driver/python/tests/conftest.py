@@ -37,6 +37,11 @@ if ORIGINAL_ENV["EPICS_CA_ADDR_LIST"]:
 os.environ["EPICS_CA_ADDR_LIST"] = _addr
 os.environ["EPICS_CA_AUTO_ADDR_LIST"] = "NO"
 os.environ.setdefault("EPICS_CA_MAX_ARRAY_BYTES", "10000000")
+# PV Access (the device follows the IOC's Tail group): the private IOC's ports, loopback only.
+PVA_PORTS = (free_port(), free_port())
+os.environ["EPICS_PVA_ADDR_LIST"] = "127.0.0.1"
+os.environ["EPICS_PVA_AUTO_ADDR_LIST"] = "NO"
+os.environ["EPICS_PVA_BROADCAST_PORT"] = str(PVA_PORTS[1])
 
 #: PV prefix of the private IOC: unique per run, never clashing with a full-chain IOC.
 TEST_PREFIX = f"PYT{os.getpid()}:"
@@ -93,7 +98,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory):
     """flyscan-ioc with the shipped st.cmd (8 channels) under `TEST_PREFIX`."""
     tmp = tmp_path_factory.mktemp("ioc")
     link = tmp / "ttyFLY"
-    proc = start_flyscan_ioc(TEST_PREFIX, link, IOC_PORT, tmp / "settings", tmp / "ioc.log")
+    proc = start_flyscan_ioc(
+        TEST_PREFIX, link, IOC_PORT, tmp / "settings", tmp / "ioc.log", pva_ports=PVA_PORTS
+    )
     b = Bench(TEST_PREFIX, link, tmp)
     try:
         wait_until("the IOC", lambda: caget(f"{TEST_PREFIX}Status") != "")

@@ -120,10 +120,18 @@ def ca_tool(name: str) -> str:
 
 
 def start_flyscan_ioc(
-    prefix: str, serial: Path, port: int, settings: Path, log: Path, npts: int = 20_000
+    prefix: str,
+    serial: Path,
+    port: int,
+    settings: Path,
+    log: Path,
+    npts: int = 20_000,
+    pva_ports: tuple[int, int] | None = None,
 ) -> subprocess.Popen:
     """Start flyscan-ioc with the shipped st.cmd on loopback port `port` (its repeater on
-    `port + 1`, PV Access on two more free ports), its driver on `serial`."""
+    `port + 1`, PV Access on `pva_ports` = (server, broadcast), free ones if not given), its
+    driver on `serial`."""
+    pva_server, pva_broadcast = pva_ports or (free_port(), free_port())
     env = dict(os.environ)
     env.update(
         FLYSCAN_PREFIX=prefix,
@@ -136,8 +144,8 @@ def start_flyscan_ioc(
         EPICS_CA_AUTO_ADDR_LIST="NO",
         EPICS_CA_ADDR_LIST="127.0.0.1",
         EPICS_CA_MAX_ARRAY_BYTES="10000000",
-        EPICS_PVA_SERVER_PORT=str(free_port()),
-        EPICS_PVA_BROADCAST_PORT=str(free_port()),
+        EPICS_PVA_SERVER_PORT=str(pva_server),
+        EPICS_PVA_BROADCAST_PORT=str(pva_broadcast),
         EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1",
     )
     return subprocess.Popen(

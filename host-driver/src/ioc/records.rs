@@ -219,6 +219,8 @@ fn placement(o: Output) -> Option<(u8, Option<Quantity>)> {
         O::TailLiveTime => (1, Some(Q::LiveTime)),
         O::TailFlags => (1, Some(Q::Flags)),
         O::TailEnergy => (1, Some(Q::Energy)),
+        O::TailEnergyStart => (1, Some(Q::EnergyStart)),
+        O::TailEnergyCentre => (1, Some(Q::EnergyCentre)),
         O::TailChannel => (1, None),
         O::PreviewPosition => (2, Some(Q::Position)),
         O::PreviewEnergy => (2, Some(Q::Energy)),

@@ -47,6 +47,7 @@ from ophyd_async.epics.core import epics_signal_r, epics_signal_rw, epics_signal
 from pydantic import Field, field_validator, model_validator
 
 from .exafs import MonoCalibration
+from .tail import TailFeed
 
 #: Largest channel count the wire protocol allows (the channel mask is 32 bits).
 MAX_CHANNELS = 32
@@ -315,7 +316,9 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
         """
         d = self.device
         ctx.scan_id_before = await d.scan_id.get_value()
-        d._new_scan()  # noqa: SLF001 - a new scan starts a new event sequence and clock map
+        # A new scan starts a new event sequence, clock map and tail feed (subscribed before
+        # the arm, so that every later update is this scan's).
+        await d._new_scan()  # noqa: SLF001
         await d.arm.set(True)
         armed = asyncio.ensure_future(
             wait_for_value(d.status, lambda v: v in _RUNNING, timeout=None)
@@ -462,6 +465,7 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
     async def stop(self) -> None:
         """Abort a scan still running at unstage (the plan failed or was interrupted)."""
         d = self.device
+        d.end_live_feed()
         if await d.arm.get_value():
             await d.abort.set(True)
 
@@ -578,6 +582,8 @@ class FlyScanCounter(
         # Scan bookkeeping and health.
         self.num_captured = epics_signal_r(int, f"{prefix}NumCaptured")
         self.num_expected = epics_signal_r(int, f"{prefix}NumExpected")
+        # Points in the full waveforms (their final length once the scan has ended).
+        self.num_shown = epics_signal_r(int, f"{prefix}NumShown")
         self.lost_points = epics_signal_r(int, f"{prefix}LostPoints")
         self.quad_errors = epics_signal_r(int, f"{prefix}QuadErrors")
         self.position_jumps = epics_signal_r(int, f"{prefix}PositionJumps")
@@ -623,16 +629,25 @@ class FlyScanCounter(
         self._roles: dict[int, str] = {}
         self._clock = _ClockMap()
         self._watching_tail = False
+        # Live rows from the PV Access group $(P)Tail (None: not available; full waveforms).
+        self._tail = TailFeed(f"{prefix}Tail")
+        self._tail_live = False
+        # Set once complete() has seen the scan end: the next collect is the last.
+        self._scan_over = False
+        #: Collects that read the full waveforms (no live feed, or it missed points).
+        self.full_reads = 0
         super().__init__(name=name)
 
-    def _new_scan(self) -> None:
-        """Called at kickoff: a new event sequence and a new device → wall clock map, fed by
-        the tail's updates from now on."""
+    async def _new_scan(self) -> None:
+        """Called at kickoff, before the arm: a new event sequence, a new device → wall clock
+        map fed by the tail's updates from now on, and the tail feed emptied."""
         self._collected = 0
+        self._scan_over = False
         self._clock = _ClockMap(since=time.time())
         if not self._watching_tail:
             self.tail_timestamp.subscribe_reading(self._on_tail)
             self._watching_tail = True
+        self._tail_live = await self._tail.start()
 
     def _on_tail(self, reading: dict[str, Any]) -> None:
         for r in reading.values():
@@ -641,6 +656,7 @@ class FlyScanCounter(
     async def pause(self) -> None:
         """Called by the RunEngine when it pauses: the scan is aborted (see
         `FlyScanLogic.pause`); resume flies it again from the plan's checkpoint."""
+        self.end_live_feed()
         await self.flyable_logic.pause()
 
     async def resume(self) -> None:
@@ -685,7 +701,14 @@ class FlyScanCounter(
                 name=self.name, current=captured, initial=0, target=target, unit="points",
                 precision=0,
             )
-        await completing
+        try:
+            await completing
+        except BaseException:
+            # A failed scan collects what arrived from the full waveforms (final by now).
+            self.end_live_feed()
+            raise
+        finally:
+            self._scan_over = True
 
     def _key(self, field_name: str) -> str:
         return f"{self.name}-{field_name}"
@@ -743,6 +766,40 @@ class FlyScanCounter(
         channels = self._described_channels
         if channels is None:
             raise FlyScanError(f"{self.name}: describe_collect must run before collect")
+        start = self._collected
+        if self._tail_live and self._scan_over:
+            # The scan ended (seen over CA); its last tail update comes over PV Access and may
+            # still be on its way: wait for it, or take the rest from the full waveforms,
+            # which are final now.
+            final = await self.num_shown.get_value()
+            if not await self._tail.wait_for(final, timeout=2.0):
+                self._tail.give_up(f"the tail stopped at {self._tail.frontier} of {final}")
+        rows = None
+        if self._tail_live and not self._tail.has_gap and self._tail.frontier > start:
+            rows = self._tail.take(start, self._tail.frontier, channels)
+            if rows is None:
+                self._tail.give_up(f"the tail does not hold points {start}…{self._tail.frontier}")
+        if rows is not None:
+            arrays = [
+                rows["position"],
+                rows["timestamp"],
+                rows["live_time"],
+                rows["flags"],
+                rows["energy"],
+                rows["energy_start"],
+                rows["energy_centre"],
+                *(rows[f"ch{n}"] for n in channels),
+            ]
+            async for page in self._pages(channels, arrays, start):
+                yield page
+            self._tail.drop_before(self._collected)
+            self._close_tail_when_over()
+            return
+        if self._tail_live and not self._tail.has_gap:
+            # Nothing new in the tail yet.
+            return
+        # No live feed, or it missed an update: the full waveforms (as far as published).
+        self.full_reads += 1
         arrays = await asyncio.gather(
             self.position.get_value(),
             self.timestamp.get_value(),
@@ -754,17 +811,41 @@ class FlyScanCounter(
             *(self.channels[n].get_value() for n in channels),
         )
         end = min(len(a) for a in arrays)
-        # A lost point (NaN) and what follows it wait: complete() reports the loss.
-        lost = np.flatnonzero(~np.isfinite(arrays[0][:end]))
-        if lost.size:
-            end = int(lost[0])
-        start = self._collected
         if end <= start:
             return
+        async for page in self._pages(channels, [a[start:end] for a in arrays], start):
+            yield page
+        if self._tail_live and self._collected >= self._tail.frontier:
+            # Caught up past the hole: the tail carries on from here.
+            self._tail.resume_at(self._collected)
+        self._close_tail_when_over()
+
+    def _close_tail_when_over(self) -> None:
+        """After the scan's last collect the subscription ends (the next kickoff opens one)."""
+        if self._scan_over:
+            self.end_live_feed()
+
+    def end_live_feed(self) -> None:
+        """Ends the live feed: collects read the full waveforms until the next kickoff."""
+        self._tail.close()
+        self._tail_live = False
+
+    async def _pages(
+        self, channels: list[int], arrays: list[np.ndarray], start: int
+    ) -> AsyncIterator[PartialEventPage]:
+        """The page of rows ``start`` … (``arrays`` hold them from ``start`` on)."""
+        end = start + min(len(a) for a in arrays)
+        # A lost point (NaN) and what follows it wait: complete() reports the loss.
+        lost = np.flatnonzero(~np.isfinite(np.asarray(arrays[0], dtype=np.float64)))
+        if lost.size:
+            end = start + int(lost[0])
+        if end <= start:
+            return
+        n = end - start
         position, timestamp, live_time, flags, energy, e_start, e_centre, *counts = (
-            a[start:end] for a in arrays
+            np.asarray(a[:n]) for a in arrays
         )
-        offset = await self._fix_clock(arrays[1][:end])
+        offset = await self._fix_clock(timestamp)
         data: dict[str, list] = {
             self._key("position"): _as_ints(position, self.position.source),
             self._key("energy"): [float(v) for v in energy],
