@@ -47,6 +47,8 @@ pub struct Device {
     pub config: Option<ScanConfig>,
     pub list: Vec<i64>,
     pub armed: Option<u32>,
+    /// The current or last scan (what `Health.scan_id` reports).
+    pub last_scan: u32,
     pub points: u64,
     pub n_channels: u8,
     /// Frames not put on the line (still kept for resends).
@@ -82,6 +84,7 @@ impl Device {
             config: None,
             list: Vec::new(),
             armed: None,
+            last_scan: 0,
             points: 0,
             n_channels,
             drop_next: 0,
@@ -258,6 +261,7 @@ impl Device {
                     return self.reply(seq, t, NakCode::ListIncomplete, n, "list");
                 }
                 self.armed = Some(scan_id);
+                self.last_scan = scan_id;
                 self.points = 0;
                 self.reply(seq, t, NakCode::Ack, 0, "");
                 self.emit(&Message::ScanArmed(ScanArmed {
@@ -365,7 +369,7 @@ impl Device {
             } else {
                 DeviceState::Idle
             },
-            scan_id: self.armed.unwrap_or(0),
+            scan_id: self.last_scan,
             points: self.points as u32,
             boot_id: self.boot_id,
             ..Health::default()
@@ -399,6 +403,7 @@ pub struct Harness {
     host_deframer: Deframer,
     /// The line is cut (nothing passes either way).
     pub cut: bool,
+    since_health: Duration,
 }
 
 impl Harness {
@@ -421,6 +426,7 @@ impl Harness {
             },
             host_deframer: Deframer::new(),
             cut: false,
+            since_health: Duration::ZERO,
         };
         h.settle();
         h
@@ -506,6 +512,14 @@ impl Harness {
             self.now += step;
             t += step;
             self.core.tick(self.now);
+            // PROTOCOL.md §Liveness: the device sends Health once a second.
+            self.since_health += step;
+            if self.since_health >= Duration::from_secs(1) {
+                self.since_health = Duration::ZERO;
+                if !self.dev.deaf {
+                    self.dev.health();
+                }
+            }
             self.pump();
         }
     }
