@@ -187,7 +187,7 @@ impl Comparator {
                 self.window.base == 0 && self.window.loaded >= self.needed_to_arm()
             }
             Some(TriggerMode::StartStepCount) => true,
-            None => false,
+            Some(TriggerMode::Time) | None => false,
         }
     }
 
@@ -317,6 +317,7 @@ mod tests {
             channel_mask: 1,
             max_batch_points: 0,
             max_latency_us: 0,
+            gate_span: 0,
         }
     }
 

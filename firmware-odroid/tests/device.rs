@@ -202,6 +202,7 @@ fn uniform(start: i64, step: i64, count: u32, mask: u32) -> ScanConfig {
         channel_mask: mask,
         max_batch_points: 0,
         max_latency_us: 0,
+        gate_span: 0,
     }
 }
 

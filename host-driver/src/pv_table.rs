@@ -24,6 +24,12 @@ pub enum Control {
     Step,
     /// `NPoints`.
     NPoints,
+    /// `Period`.
+    Period,
+    /// `GateLow`.
+    GateLow,
+    /// `GateHigh`.
+    GateHigh,
     /// `Positions`.
     Positions,
     /// `Direction`.
@@ -429,7 +435,12 @@ pub const PVS: &[Pv] = &[
         Output::DeviceSession,
         "the device's boot id: changes when it restarts",
     ),
-    c("Mode", "mbbo", Control::Mode, "Start-Step-Count / List"),
+    c(
+        "Mode",
+        "mbbo",
+        Control::Mode,
+        "Start-Step-Count / List / Time",
+    ),
     c(
         "Start",
         "ao",
@@ -446,7 +457,25 @@ pub const PVS: &[Pv] = &[
         "NPoints",
         "longout",
         Control::NPoints,
-        "presets per pass (Start-Step-Count)",
+        "presets per pass (Start-Step-Count); points (Time)",
+    ),
+    c(
+        "Period",
+        "ao",
+        Control::Period,
+        "Time mode: seconds between points (≥ 10 µs, rounded to the device clock)",
+    ),
+    c(
+        "GateLow",
+        "ao",
+        Control::GateLow,
+        "Time mode: points only while the position is from GateLow …, counts (whole)",
+    ),
+    c(
+        "GateHigh",
+        "ao",
+        Control::GateHigh,
+        "… to GateHigh, counts (whole); GateHigh = GateLow: no window",
     ),
     c(
         "Positions",
@@ -458,7 +487,7 @@ pub const PVS: &[Pv] = &[
         "Direction",
         "mbbo",
         Control::Direction,
-        "Positive / Negative / Either / Bidirectional",
+        "Positive / Negative / Either / Bidirectional (not used in Time mode)",
     ),
     c(
         "Passes",

@@ -27,6 +27,9 @@ pub struct SavedControls {
     pub start: f64,
     pub step: f64,
     pub npoints: i64,
+    pub period: f64,
+    pub gate_low: f64,
+    pub gate_high: f64,
     pub positions: Vec<f64>,
     pub direction: u16,
     pub passes: i64,
@@ -52,6 +55,9 @@ impl From<&Controls> for SavedControls {
             start: c.start,
             step: c.step,
             npoints: c.npoints,
+            period: c.period,
+            gate_low: c.gate_low,
+            gate_high: c.gate_high,
             positions: c.positions.clone(),
             direction: c.direction,
             passes: c.passes,
@@ -73,6 +79,9 @@ impl From<&SavedControls> for Controls {
             start: c.start,
             step: c.step,
             npoints: c.npoints,
+            period: c.period,
+            gate_low: c.gate_low,
+            gate_high: c.gate_high,
             positions: c.positions.clone(),
             direction: c.direction,
             passes: c.passes,
@@ -105,6 +114,9 @@ pub struct SavedScan {
     pub channel_mask: u32,
     pub max_batch_points: u16,
     pub max_latency_us: u32,
+    /// Absent from files written before time mode existed.
+    #[serde(default)]
+    pub gate_span: u32,
 }
 
 impl From<&ScanRecord> for SavedScan {
@@ -123,6 +135,7 @@ impl From<&ScanRecord> for SavedScan {
             channel_mask: c.channel_mask,
             max_batch_points: c.max_batch_points,
             max_latency_us: c.max_latency_us,
+            gate_span: c.gate_span,
         }
     }
 }
@@ -144,6 +157,7 @@ impl SavedScan {
                 channel_mask: self.channel_mask,
                 max_batch_points: self.max_batch_points,
                 max_latency_us: self.max_latency_us,
+                gate_span: self.gate_span,
             },
         })
     }

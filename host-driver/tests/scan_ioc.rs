@@ -24,6 +24,7 @@ fn ssc(count: u32, mask: u32) -> ScanConfig {
         channel_mask: mask,
         max_batch_points: 0,
         max_latency_us: 0,
+        gate_span: 0,
     }
 }
 
@@ -632,4 +633,42 @@ fn tail_preview_and_full_arrays_stay_proportional_to_the_data() {
         total <= 3.0 * f64::from(n),
         "a full-array monitor received {total} elements for {n} points: {lengths:?}"
     );
+}
+
+/// Time mode through the IOC: Mode, Period and the window's edges become the configuration the
+/// device receives (period in its clock ticks, direction either, the window as start + span),
+/// and the scan comes back exact; a window upside down is refused naming it.
+#[test]
+fn a_time_scan_with_a_window_is_configured_and_exact() {
+    let (dev, ioc) = chain("TIME", 2_000, DevOptions::default());
+    let p = ioc.prefix().to_owned();
+    for (pv, v) in [
+        ("Mode", "2"),
+        ("Period", "0.0025"),
+        ("GateLow", "-300"),
+        ("GateHigh", "700"),
+        ("NPoints", "500"),
+        ("ChannelMask", "5"),
+        // Not used in time mode: whatever it says, the device gets Either.
+        ("Direction", "0"),
+    ] {
+        caput(&ioc, &format!("{p}{pv}"), v);
+    }
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(30, "Done", Some(&ioc), || (status(&ioc) == 3).then_some(()));
+    let cfg = *dev.stats().configs.last().expect("configured");
+    // The scripted device's clock runs at 1 MHz: 2.5 ms is 2 500 ticks.
+    assert_eq!(cfg.mode, TriggerMode::Time);
+    assert_eq!(cfg.direction, Direction::Either);
+    assert_eq!((cfg.step, cfg.start, cfg.gate_span), (2_500, -300, 1_000));
+    assert_eq!(cfg.count, 500);
+    check_exact(&ioc, &cfg, &[], 500, &[]);
+    // Upside down: refused before anything reaches the device.
+    caput(&ioc, &format!("{p}GateHigh"), "-301");
+    caput(&ioc, &format!("{p}Arm"), "1");
+    wait_for(10, "the refusal", Some(&ioc), || {
+        (status(&ioc) == 5).then_some(())
+    });
+    assert!(message(&ioc).contains("GateHigh"), "{}", message(&ioc));
+    assert_eq!(dev.stats().configures, 1);
 }

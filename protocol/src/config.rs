@@ -13,6 +13,9 @@ pub enum TriggerMode {
     StartStepCount = 0,
     /// An arbitrary list of `count` positions, streamed with `PositionChunk` messages.
     List = 1,
+    /// `count` points at a fixed period (`step` device clock ticks), optionally only while the
+    /// position is inside a window (`start` … `start + gate_span`).
+    Time = 2,
 }
 
 impl TriggerMode {
@@ -21,6 +24,7 @@ impl TriggerMode {
         match v {
             0 => Some(Self::StartStepCount),
             1 => Some(Self::List),
+            2 => Some(Self::Time),
             _ => None,
         }
     }
@@ -54,7 +58,7 @@ impl Direction {
     }
 }
 
-/// The scan configuration (PROTOCOL.md §Configure). 36 bytes on the wire.
+/// The scan configuration (PROTOCOL.md §Configure). 40 bytes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScanConfig {
     /// Start/step/count or list.
@@ -63,9 +67,11 @@ pub struct ScanConfig {
     pub direction: Direction,
     /// Point encoding the device uses for this scan.
     pub encoding: Encoding,
-    /// First preset (start/step/count mode), encoder counts.
+    /// First preset (start/step/count mode), encoder counts; in time mode the low edge of the
+    /// position window (when `gate_span` ≠ 0).
     pub start: i64,
-    /// Distance between presets (start/step/count mode), encoder counts; non-zero, either sign.
+    /// Distance between presets (start/step/count mode), encoder counts, non-zero, either sign;
+    /// in time mode the period, device clock ticks.
     pub step: i64,
     /// Number of presets per pass (the list length in list mode).
     pub count: u32,
@@ -77,17 +83,20 @@ pub struct ScanConfig {
     pub max_batch_points: u16,
     /// Longest time a latched point may wait before its batch is sent, µs (0 = device default).
     pub max_latency_us: u32,
+    /// Time mode: width of the position window, counts (0 = no window: every period is a
+    /// point). Must be 0 in the other modes.
+    pub gate_span: u32,
 }
 
 /// Wire length of a [`ScanConfig`].
-pub const SCAN_CONFIG_LEN: usize = 36;
+pub const SCAN_CONFIG_LEN: usize = 40;
 
 code_field!(TriggerMode, Direction);
 
 // PROTOCOL.md §Configure: the one field list both parse and emit follow (`_` = reserved byte).
 record!('a, ScanConfig, "config", {
     mode, direction, encoding, _, start, step, count, passes, channel_mask, max_batch_points,
-    max_latency_us
+    max_latency_us, gate_span
 });
 
 impl Default for ScanConfig {
@@ -103,6 +112,7 @@ impl Default for ScanConfig {
             channel_mask: 1,
             max_batch_points: 0,
             max_latency_us: 0,
+            gate_span: 0,
         }
     }
 }
@@ -119,6 +129,9 @@ pub struct Limits {
     pub list_window: u32,
     /// Most points of a whole scan (all passes) the receiver can store; `u64::MAX` on the device.
     pub capacity: u64,
+    /// Shortest time-mode period, device clock ticks ([`crate::limits::min_period_ticks`] of the
+    /// device's clock).
+    pub min_period_ticks: u64,
 }
 
 impl Limits {
@@ -129,6 +142,15 @@ impl Limits {
             max_points,
             list_window,
             capacity: u64::MAX,
+            min_period_ticks: 1,
+        }
+    }
+
+    /// The same limits for a device whose clock runs at `clock_hz` (sets the shortest period).
+    pub fn with_clock(self, clock_hz: u64) -> Self {
+        Self {
+            min_period_ticks: crate::limits::min_period_ticks(clock_hz),
+            ..self
         }
     }
 }
@@ -201,6 +223,20 @@ pub enum ConfigError {
         /// Points the receiver stores.
         capacity: u64,
     },
+    /// Time mode with a direction other than `Either` (time points fire in any direction).
+    TimeDirection {
+        /// The direction requested.
+        direction: Direction,
+    },
+    /// Time mode period below the device's shortest or above 2³² − 1 ticks.
+    BadPeriod {
+        /// The period requested, ticks.
+        period: i64,
+        /// The shortest the device takes, ticks.
+        min: u64,
+    },
+    /// A position window (`gate_span` ≠ 0) outside time mode.
+    GateOutsideTime,
 }
 
 impl ConfigError {
@@ -219,6 +255,9 @@ impl ConfigError {
             Self::ListOrder { .. } => 10,
             Self::ListLength { .. } => 11,
             Self::ExceedsCapacity { .. } => 12,
+            Self::TimeDirection { .. } => 13,
+            Self::BadPeriod { .. } => 14,
+            Self::GateOutsideTime => 15,
         }
     }
 }
@@ -264,6 +303,17 @@ impl fmt::Display for ConfigError {
             }
             Self::ExceedsCapacity { total, capacity } => {
                 write!(f, "{total} points exceed the {capacity} the waveforms hold")
+            }
+            Self::TimeDirection { direction } => write!(
+                f,
+                "time mode fires in any direction: direction must be either, not {direction:?}"
+            ),
+            Self::BadPeriod { period, min } => write!(
+                f,
+                "period of {period} clock ticks is outside {min} to 4294967295"
+            ),
+            Self::GateOutsideTime => {
+                f.write_str("a position window (gate_span) is only for time mode")
             }
         }
     }
@@ -333,6 +383,26 @@ impl ScanConfig {
             if i64::try_from(last).is_err() {
                 return Err(ConfigError::PositionOverflow);
             }
+        }
+        if self.mode == TriggerMode::Time {
+            if self.direction != Direction::Either {
+                return Err(ConfigError::TimeDirection {
+                    direction: self.direction,
+                });
+            }
+            let ok = u64::try_from(self.step)
+                .is_ok_and(|p| p >= limits.min_period_ticks.max(1) && p <= u64::from(u32::MAX));
+            if !ok {
+                return Err(ConfigError::BadPeriod {
+                    period: self.step,
+                    min: limits.min_period_ticks.max(1),
+                });
+            }
+            if self.start.checked_add(i64::from(self.gate_span)).is_none() {
+                return Err(ConfigError::PositionOverflow);
+            }
+        } else if self.gate_span != 0 {
+            return Err(ConfigError::GateOutsideTime);
         }
         if self.mode == TriggerMode::List && self.passes > 1 && self.count > limits.list_window {
             return Err(ConfigError::ListExceedsWindow {
@@ -423,6 +493,70 @@ mod tests {
         c.direction = Direction::Negative;
         c.count = 1;
         assert_eq!(c.validate(&limits()), Ok(()));
+    }
+
+    #[test]
+    fn time_mode_rules() {
+        let l = Limits::device(8, 1000, 64).with_clock(100_000_000);
+        assert_eq!(l.min_period_ticks, 1000, "10 µs of a 100 MHz clock");
+        let t = ScanConfig {
+            mode: TriggerMode::Time,
+            direction: Direction::Either,
+            step: 1000,
+            count: 10,
+            ..ScanConfig::default()
+        };
+        assert_eq!(t.validate(&l), Ok(()));
+        let bad = |c: ScanConfig| c.validate(&l).map_err(|e| e.code());
+        assert_eq!(bad(ScanConfig { step: 999, ..t }), Err(14));
+        assert_eq!(bad(ScanConfig { step: -5, ..t }), Err(14));
+        assert_eq!(bad(ScanConfig { step: 1 << 32, ..t }), Err(14));
+        assert_eq!(
+            bad(ScanConfig {
+                step: u32::MAX.into(),
+                ..t
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            bad(ScanConfig {
+                direction: Direction::Positive,
+                ..t
+            }),
+            Err(13)
+        );
+        assert_eq!(
+            bad(ScanConfig {
+                direction: Direction::Bidirectional,
+                passes: 2,
+                ..t
+            }),
+            Err(13)
+        );
+        assert_eq!(
+            bad(ScanConfig {
+                start: i64::MAX - 5,
+                gate_span: 10,
+                ..t
+            }),
+            Err(7)
+        );
+        assert_eq!(
+            bad(ScanConfig {
+                gate_span: 100,
+                ..t
+            }),
+            Ok(())
+        );
+        // A window outside time mode.
+        let ssc = ScanConfig {
+            count: 10,
+            gate_span: 1,
+            ..ScanConfig::default()
+        };
+        assert_eq!(bad(ssc), Err(15));
+        assert_eq!(crate::limits::min_period_ticks(0), 1);
+        assert_eq!(crate::limits::min_period_ticks(1_000_000), 10);
     }
 
     #[test]

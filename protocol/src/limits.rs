@@ -40,6 +40,16 @@ pub const LINE_BITS_PER_BYTE: u32 = 10;
 /// their defaults understand each other.
 pub const DEFAULT_BAUD: u32 = 921_600;
 
+/// Shortest time-mode period, µs: the firmware handles a point in well under this, and a
+/// period this short already asks 100 000 points/s of the line.
+pub const MIN_PERIOD_US: u64 = 10;
+
+/// Shortest time-mode period in ticks of a `clock_hz` clock (at least 1).
+pub const fn min_period_ticks(clock_hz: u64) -> u64 {
+    let t = clock_hz.saturating_mul(MIN_PERIOD_US).div_ceil(1_000_000);
+    if t == 0 { 1 } else { t }
+}
+
 /// Bytes per second an 8N1 line at `baud` carries.
 pub const fn line_bytes_per_sec(baud: u32) -> u32 {
     baud / LINE_BITS_PER_BYTE

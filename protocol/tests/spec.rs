@@ -110,6 +110,7 @@ fn configure_example() {
         channel_mask: 0xff,
         max_batch_points: 0,
         max_latency_us: 10_000,
+        gate_span: 0,
     };
     let bytes = example("configure");
     assert_eq!(bytes.len(), SCAN_CONFIG_LEN);
@@ -352,6 +353,11 @@ fn nak_code_table() {
             total: 0,
             capacity: 0,
         },
+        ConfigError::TimeDirection {
+            direction: Direction::Positive,
+        },
+        ConfigError::BadPeriod { period: 0, min: 0 },
+        ConfigError::GateOutsideTime,
     ];
     let rows = table("| code | error               |");
     assert_eq!(rows.len(), errs.len());

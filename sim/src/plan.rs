@@ -29,6 +29,7 @@ fn ser_config<S: serde::Serializer>(c: &ScanConfig, s: S) -> Result<S::Ok, S::Er
         match c.mode {
             TriggerMode::StartStepCount => "start_step_count",
             TriggerMode::List => "list",
+            TriggerMode::Time => "time",
         },
     )?;
     st.serialize_field(
@@ -111,13 +112,14 @@ impl ScanPlan {
             channel_mask: s.channel_mask,
             max_batch_points: s.max_batch_points,
             max_latency_us: s.max_latency_us,
+            gate_span: 0,
         };
         let limits = flyscan_protocol::Limits::device(sc.detectors.channels, u32::MAX, u32::MAX);
         config
             .validate(&limits)
             .and_then(|()| match mode {
                 TriggerMode::List => config.validate_positions(&positions),
-                TriggerMode::StartStepCount => Ok(()),
+                TriggerMode::StartStepCount | TriggerMode::Time => Ok(()),
             })
             .map_err(|e| ScenarioError::Invalid(format!("scan: {e}")))?;
         Ok(Self {

@@ -30,11 +30,31 @@ pub fn expected_point(cfg: &ScanConfig, list: &[i64], i: u32) -> Point {
     let position = match cfg.mode {
         TriggerMode::StartStepCount => cfg.start + i64::from(k) * cfg.step,
         TriggerMode::List => list.get(k as usize).copied().unwrap_or(0),
+        // Time mode: a motor moving 3 counts a period, folded into the window when there is
+        // one.
+        TriggerMode::Time if cfg.gate_span > 0 => {
+            cfg.start + (i64::from(i) * 3) % (i64::from(cfg.gate_span) + 1)
+        }
+        TriggerMode::Time => cfg.start + i64::from(i) * 3,
+    };
+    let (timestamp, live_time) = match cfg.mode {
+        // Every period a point: the point's tick and its whole period as live time.
+        TriggerMode::Time => {
+            let period = u64::try_from(cfg.step).unwrap_or(1);
+            (
+                5_000_000 + (u64::from(i) + 1) * period,
+                u32::try_from(period).unwrap_or(u32::MAX),
+            )
+        }
+        _ => (
+            5_000_000 + u64::from(i) * 12_345 + u64::from(i % 3),
+            11_000 + i % 7,
+        ),
     };
     let mut p = Point {
         position,
-        timestamp: 5_000_000 + u64::from(i) * 12_345 + u64::from(i % 3),
-        live_time: 11_000 + i % 7,
+        timestamp,
+        live_time,
         flags: PointFlags(if i == 0 { PointFlags::PASS_START } else { 0 }),
         counts: Default::default(),
     };
@@ -338,7 +358,8 @@ impl Dev {
                     self.opts.info.n_channels,
                     self.opts.info.max_points,
                     self.opts.info.list_window,
-                );
+                )
+                .with_clock(self.opts.info.clock_hz);
                 match cfg.validate(&limits) {
                     Ok(()) => {
                         self.cfg = Some(cfg);

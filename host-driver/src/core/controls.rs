@@ -8,8 +8,14 @@ use flyscan_protocol::{Direction, Encoding, Limits, ScanConfig, TriggerMode};
 /// One write to a control record, in record-processing order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlWrite {
-    /// `Mode` (mbbo: 0 = Start-Step-Count, 1 = List).
+    /// `Mode` (mbbo: 0 = Start-Step-Count, 1 = List, 2 = Time).
     Mode(u16),
+    /// `Period` (ao): time mode, seconds between points.
+    Period(f64),
+    /// `GateLow` (ao): time mode, low edge of the position window, encoder counts.
+    GateLow(f64),
+    /// `GateHigh` (ao): time mode, high edge of the position window, encoder counts.
+    GateHigh(f64),
     /// `Start` (ao), encoder counts.
     Start(f64),
     /// `Step` (ao), encoder counts.
@@ -101,6 +107,12 @@ pub struct Controls {
     pub step: f64,
     /// `NPoints`.
     pub npoints: i64,
+    /// `Period`, seconds.
+    pub period: f64,
+    /// `GateLow`, counts.
+    pub gate_low: f64,
+    /// `GateHigh`, counts.
+    pub gate_high: f64,
     /// `Positions`.
     pub positions: Vec<f64>,
     /// `Direction`.
@@ -127,6 +139,9 @@ impl Default for Controls {
             start: 0.0,
             step: 1.0,
             npoints: 1,
+            period: 0.001,
+            gate_low: 0.0,
+            gate_high: 0.0,
             positions: Vec::new(),
             direction: 0,
             passes: 1,
@@ -147,6 +162,9 @@ impl Controls {
             ControlWrite::Start(v) => self.start = *v,
             ControlWrite::Step(v) => self.step = *v,
             ControlWrite::NPoints(v) => self.npoints = *v,
+            ControlWrite::Period(v) => self.period = *v,
+            ControlWrite::GateLow(v) => self.gate_low = *v,
+            ControlWrite::GateHigh(v) => self.gate_high = *v,
             ControlWrite::Positions(v) => self.positions.clone_from(v),
             ControlWrite::Direction(v) => self.direction = *v,
             ControlWrite::Passes(v) => self.passes = *v,
@@ -175,6 +193,9 @@ impl Controls {
             ControlWrite::Start(self.start),
             ControlWrite::Step(self.step),
             ControlWrite::NPoints(self.npoints),
+            ControlWrite::Period(self.period),
+            ControlWrite::GateLow(self.gate_low),
+            ControlWrite::GateHigh(self.gate_high),
             ControlWrite::Positions(self.positions.clone()),
             ControlWrite::Direction(self.direction),
             ControlWrite::Passes(self.passes),
@@ -201,17 +222,30 @@ impl Controls {
     }
 
     /// The scan these values describe, checked against `limits`; in list mode with its
-    /// positions. The error says which value is wrong.
-    pub fn scan(&self, limits: &Limits) -> Result<(ScanConfig, Vec<i64>), String> {
+    /// positions. `clock_hz` (the device's) turns a time-mode period into clock ticks. The
+    /// error says which value is wrong.
+    pub fn scan(&self, limits: &Limits, clock_hz: u64) -> Result<(ScanConfig, Vec<i64>), String> {
         let mode = match self.mode {
             0 => TriggerMode::StartStepCount,
             1 => TriggerMode::List,
-            v => return Err(format!("Mode {v} is not Start-Step-Count (0) or List (1)")),
+            2 => TriggerMode::Time,
+            v => {
+                return Err(format!(
+                    "Mode {v} is not Start-Step-Count (0), List (1) or Time (2)"
+                ));
+            }
         };
-        let direction = u8::try_from(self.direction)
-            .ok()
-            .and_then(Direction::from_u8)
-            .ok_or(format!("Direction {} is not a direction", self.direction))?;
+        // A period point fires whatever way the motor moves: Direction has no meaning in time
+        // mode, and the protocol's one value for that is Either.
+        let direction = if mode == TriggerMode::Time {
+            Direction::Either
+        } else {
+            u8::try_from(self.direction)
+                .ok()
+                .and_then(Direction::from_u8)
+                .ok_or(format!("Direction {} is not a direction", self.direction))?
+        };
+        let mut gate_span = 0u32;
         let encoding = match self.encoding {
             0 => Encoding::Compact,
             1 => Encoding::Raw,
@@ -250,6 +284,27 @@ impl Controls {
                 let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
                 (0, 1, count)
             }
+            TriggerMode::Time => {
+                let count = u32::try_from(self.npoints).map_err(|_| {
+                    format!("NPoints must be 0 to 4294967295 (got {})", self.npoints)
+                })?;
+                let ticks = self.period * clock_hz as f64;
+                if !ticks.is_finite() || ticks < 0.0 || ticks > i64::MAX as f64 {
+                    return Err(format!(
+                        "Period must be a time in seconds (got {})",
+                        self.period
+                    ));
+                }
+                let low = whole_counts(self.gate_low, "GateLow")?;
+                let high = whole_counts(self.gate_high, "GateHigh")?;
+                gate_span = u32::try_from(high - low).map_err(|_| {
+                    format!(
+                        "GateHigh ({high}) must be from GateLow ({low}) to GateLow + 4294967295"
+                    )
+                })?;
+                // Rounded to the device's clock; the protocol's rules check the range.
+                (low, ticks.round() as i64, count)
+            }
         };
         let cfg = ScanConfig {
             mode,
@@ -262,6 +317,7 @@ impl Controls {
             channel_mask,
             max_batch_points: 0,
             max_latency_us: 0,
+            gate_span,
         };
         cfg.validate(limits).map_err(|e| e.to_string())?;
         if mode == TriggerMode::List {
@@ -286,11 +342,73 @@ fn whole_counts(v: f64, what: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
+    const CLOCK: u64 = 100_000_000;
+
     fn limits() -> Limits {
         Limits {
             capacity: 1000,
-            ..Limits::device(32, 1000, 64)
+            ..Limits::device(32, 1000, 64).with_clock(CLOCK)
         }
+    }
+
+    #[test]
+    fn time_mode_converts_the_period_and_the_window() {
+        let c = Controls {
+            mode: 2,
+            npoints: 100,
+            period: 0.0015,
+            gate_low: -500.0,
+            gate_high: 1500.0,
+            // Direction has no meaning in time mode: whatever the record says, Either is sent.
+            direction: 0,
+            ..Controls::default()
+        };
+        let (cfg, list) = c.scan(&limits(), CLOCK).expect("valid");
+        assert!(list.is_empty());
+        assert_eq!(cfg.mode, TriggerMode::Time);
+        assert_eq!(cfg.direction, Direction::Either);
+        assert_eq!(
+            (cfg.step, cfg.start, cfg.gate_span, cfg.count),
+            (150_000, -500, 2000, 100)
+        );
+        // No window: both edges equal.
+        let open = Controls {
+            gate_low: 0.0,
+            gate_high: 0.0,
+            ..c.clone()
+        };
+        assert_eq!(open.scan(&limits(), CLOCK).expect("valid").0.gate_span, 0);
+        // Refusals name the value.
+        let bad = |c: Controls| c.scan(&limits(), CLOCK).unwrap_err();
+        assert!(
+            bad(Controls {
+                gate_high: -501.0,
+                ..c.clone()
+            })
+            .contains("GateHigh")
+        );
+        assert!(
+            bad(Controls {
+                period: 1e-6,
+                ..c.clone()
+            })
+            .contains("period")
+        );
+        assert!(
+            bad(Controls {
+                period: f64::NAN,
+                ..c.clone()
+            })
+            .contains("Period")
+        );
+        assert!(
+            bad(Controls {
+                gate_low: 0.5,
+                ..c.clone()
+            })
+            .contains("GateLow")
+        );
+        assert!(bad(Controls { mode: 3, ..c }).contains("Time (2)"));
     }
 
     #[test]
@@ -299,13 +417,17 @@ mod tests {
             channel_mask: 4_294_967_295,
             ..Controls::default()
         };
-        let (cfg, _) = c.scan(&limits()).expect("valid");
+        let (cfg, _) = c.scan(&limits(), CLOCK).expect("valid");
         assert_eq!(cfg.channel_mask, u32::MAX);
         let c = Controls {
             channel_mask: -1,
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).unwrap_err().contains("ChannelMask"));
+        assert!(
+            c.scan(&limits(), CLOCK)
+                .unwrap_err()
+                .contains("ChannelMask")
+        );
     }
 
     #[test]
@@ -336,13 +458,17 @@ mod tests {
             start: 0.5,
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).unwrap_err().contains("Start"));
+        assert!(c.scan(&limits(), CLOCK).unwrap_err().contains("Start"));
         let c = Controls {
             mode: 1,
             positions: vec![1.0, 2.0, f64::NAN],
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).unwrap_err().contains("Positions[2]"));
+        assert!(
+            c.scan(&limits(), CLOCK)
+                .unwrap_err()
+                .contains("Positions[2]")
+        );
     }
 
     #[test]
@@ -351,17 +477,21 @@ mod tests {
             mode: 1,
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).unwrap_err().contains("empty"));
+        assert!(c.scan(&limits(), CLOCK).unwrap_err().contains("empty"));
         let c = Controls {
             step: -20.0,
             npoints: 5,
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).unwrap_err().contains("runs against"));
+        assert!(
+            c.scan(&limits(), CLOCK)
+                .unwrap_err()
+                .contains("runs against")
+        );
         let c = Controls {
             npoints: 1001,
             ..Controls::default()
         };
-        assert!(c.scan(&limits()).is_err());
+        assert!(c.scan(&limits(), CLOCK).is_err());
     }
 }

@@ -789,8 +789,9 @@ impl Core {
             },
             list_window: info.list_window,
             capacity: self.cfg.capacity,
+            min_period_ticks: flyscan_protocol::limits::min_period_ticks(info.clock_hz),
         };
-        match self.controls.scan(&limits) {
+        match self.controls.scan(&limits, info.clock_hz) {
             Err(e) => refuse(self, e),
             Ok((cfg, list)) => {
                 let id = self.next_scan_id;

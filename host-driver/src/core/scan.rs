@@ -125,6 +125,9 @@ pub struct ActiveScan {
     pub clock_hz: u64,
     /// Monochromator calibration at the arm (energies of this scan).
     pub calibration: Calibration,
+    /// Time mode: (index, timestamp, position) of the last point received, where the next
+    /// point's bin begins when it is the next period's.
+    pub last_point: Option<(u64, u64, i64)>,
 }
 
 /// Why a data frame was refused.
@@ -155,6 +158,7 @@ impl ActiveScan {
             expected: config.total_points(),
             clock_hz,
             calibration: Calibration::default(),
+            last_point: None,
         }
     }
 
@@ -170,6 +174,8 @@ impl ActiveScan {
         match self.config.mode {
             TriggerMode::StartStepCount => self.config.preset(k as u32),
             TriggerMode::List => self.list.get(k as usize).copied(),
+            // Time points fire at periods, not at positions.
+            TriggerMode::Time => None,
         }
     }
 
@@ -231,9 +237,22 @@ impl ActiveScan {
         // The energy where a bin starts is usually the energy of the point before (same pass,
         // its preset): reuse it rather than compute it again.
         let mut prev: Option<(i64, f64)> = None;
+        let time = self.config.mode == TriggerMode::Time;
+        let period = u64::try_from(self.config.step).unwrap_or(0);
+        let mut last_point = self.last_point;
         let decoded = b.decode_with(|p| {
             let end = p.position as f64;
-            let start_preset = this.bin_start(index);
+            // Time mode: a bin is the period before its point, so it began where the previous
+            // point was only when that point is the previous period's (in a window, the first
+            // point after re-entering it began outside and has no known start).
+            let start_preset = if time {
+                last_point.and_then(|(i, ts, pos)| {
+                    (i + 1 == index && ts.checked_add(period) == Some(p.timestamp)).then_some(pos)
+                })
+            } else {
+                this.bin_start(index)
+            };
+            last_point = Some((index, p.timestamp, p.position));
             let start = start_preset.map_or(f64::NAN, |s| s as f64);
             let e_end = cal.energy_ev(end);
             let e_start = match (start_preset, prev) {
@@ -266,6 +285,7 @@ impl ActiveScan {
                 )));
             }
         }
+        self.last_point = last_point;
         let mut out = Vec::with_capacity(2);
         if first > self.next_index {
             out.push(self.hole(first));
@@ -381,6 +401,68 @@ mod tests {
             .expect("consistent");
         assert_eq!(tail.len(), 3);
         assert_eq!(s.captured + s.lost, s.expected);
+    }
+
+    fn one_count() -> flyscan_protocol::point::Counts {
+        let mut p = Point::default();
+        let _ = p.counts.push(7);
+        p.counts
+    }
+
+    #[test]
+    fn time_points_begin_their_bin_at_the_previous_period_only() {
+        let cfg = ScanConfig {
+            mode: TriggerMode::Time,
+            direction: Direction::Either,
+            step: 1000,
+            count: 6,
+            channel_mask: 1,
+            gate_span: 50,
+            ..ScanConfig::default()
+        };
+        let mut s = ActiveScan::new(4, cfg, Vec::new(), 1_000_000);
+        s.calibration.angle_offset = -200_000.0;
+        let mut w = BatchWriter::new(Encoding::Compact, 1, 0);
+        // Periods 1, 2, 3, then 6 and 7 (the motor left the window for two periods), then 8.
+        for (k, (period, pos)) in [(1u64, 10i64), (2, 13), (3, 16), (6, 40), (7, 43)]
+            .into_iter()
+            .enumerate()
+        {
+            w.push(&Point {
+                position: pos,
+                timestamp: period * 1000,
+                live_time: 1000,
+                flags: PointFlags(if k == 0 { PointFlags::PASS_START } else { 0 }),
+                counts: one_count(),
+            })
+            .expect("fits");
+        }
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(4, 0, &w))
+            .expect("ok");
+        let r = &rows[0];
+        assert!(r.energy_start[0].is_nan(), "began at the arm");
+        assert_eq!(r.energy_start[1], r.energy[0]);
+        assert_eq!(r.energy_start[2], r.energy[1]);
+        assert!(
+            r.energy_start[3].is_nan(),
+            "began outside the window, at no known position"
+        );
+        assert_eq!(r.energy_start[4], r.energy[3]);
+        // The next batch continues from the last point.
+        let mut w = BatchWriter::new(Encoding::Compact, 1, 0);
+        w.push(&Point {
+            position: 46,
+            timestamp: 8000,
+            live_time: 1000,
+            flags: PointFlags(0),
+            counts: one_count(),
+        })
+        .expect("fits");
+        let rows = s
+            .accept_batch(&PointBatch::from_writer(4, 5, &w))
+            .expect("ok");
+        assert_eq!(rows[0].energy_start[0], r.energy[4]);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn payload(msg: &Message<'_>) -> Vec<u8> {
 
 pub fn arb_config() -> impl Strategy<Value = ScanConfig> {
     (
-        (0u8..2, 0u8..4, 0u8..2),
+        (0u8..3, 0u8..4, 0u8..3, any::<u32>()),
         any::<i64>(),
         any::<i64>(),
         any::<u32>(),
@@ -103,11 +103,20 @@ pub fn arb_config() -> impl Strategy<Value = ScanConfig> {
         any::<u32>(),
     )
         .prop_map(
-            |((m, d, e), start, step, count, passes, channel_mask, max_batch_points, lat)| {
+            |(
+                (m, d, e, gate_span),
+                start,
+                step,
+                count,
+                passes,
+                channel_mask,
+                max_batch_points,
+                lat,
+            )| {
                 ScanConfig {
-                    mode: TriggerMode::from_u8(m).expect("0..2"),
+                    mode: TriggerMode::from_u8(m).expect("0..3"),
                     direction: Direction::from_u8(d).expect("0..4"),
-                    encoding: Encoding::from_u8(e).expect("0..2"),
+                    encoding: Encoding::from_u8(e).expect("0..3"),
                     start,
                     step,
                     count,
@@ -115,6 +124,7 @@ pub fn arb_config() -> impl Strategy<Value = ScanConfig> {
                     channel_mask,
                     max_batch_points,
                     max_latency_us: lat,
+                    gate_span,
                 }
             },
         )

@@ -464,3 +464,51 @@ fn a_restarted_driver_takes_up_the_recorded_scan() {
     assert!(im.lost_points > 0 && im.lost_points < 500);
     h.check_rows(0);
 }
+
+#[test]
+fn a_time_scan_runs_and_its_bins_begin_at_the_previous_period() {
+    let mut h = Harness::new();
+    h.write(ControlWrite::Mode(2));
+    // 100 ticks of the 1 MHz device clock: the period the test device's timestamps keep.
+    h.write(ControlWrite::Period(1e-4));
+    h.write(ControlWrite::NPoints(30));
+    h.write(ControlWrite::Start(5000.0));
+    h.write(ControlWrite::ChannelMask(0b11));
+    // Bragg angles near 20°: finite energies at every position.
+    h.write(ControlWrite::AngleOffset(-200_000.0));
+    h.arm();
+    let cfg = *h.dev.configures.last().expect("configured");
+    assert_eq!(cfg.mode, TriggerMode::Time);
+    assert_eq!(
+        (cfg.step, cfg.direction, cfg.gate_span),
+        (100, flyscan_protocol::Direction::Either, 0)
+    );
+    h.run_scan(7);
+    assert_eq!(h.image().status, Status::Done, "{}", h.image().message);
+    assert_eq!(h.image().num_captured, 30);
+    // No window: the Start record is not part of a time scan.
+    assert_eq!(
+        h.shown.position[4],
+        f64::from(3 * 4),
+        "positions are the device's"
+    );
+    assert!(
+        h.shown.energy_start[0].is_nan(),
+        "the first bin began at the arm"
+    );
+    for i in 1..30 {
+        assert!(h.shown.energy[i].is_finite());
+        assert_eq!(h.shown.energy_start[i], h.shown.energy[i - 1], "point {i}");
+    }
+    // A period shorter than 10 µs of the device's clock is refused before anything is sent.
+    let sent = h.dev.configures.len();
+    h.write(ControlWrite::Period(5e-6));
+    h.arm();
+    assert_eq!(h.image().status, Status::Error);
+    assert!(
+        h.image().message.contains("period"),
+        "{}",
+        h.image().message
+    );
+    assert_eq!(h.dev.configures.len(), sent);
+}

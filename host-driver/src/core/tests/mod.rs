@@ -223,7 +223,7 @@ impl Device {
                 if self.busy() {
                     return self.reply(seq, t, NakCode::Busy, 2, "armed");
                 }
-                let limits = Limits::device(self.n_channels, 100_000, WINDOW);
+                let limits = Limits::device(self.n_channels, 100_000, WINDOW).with_clock(CLOCK_HZ);
                 match cfg.validate(&limits) {
                     Ok(()) => {
                         self.config = Some(cfg);
@@ -329,6 +329,9 @@ impl Device {
                     cfg.start + cfg.step * (i % u64::from(cfg.count)) as i64
                 }
                 TriggerMode::List => self.list[(i % u64::from(cfg.count)) as usize],
+                // Time mode: a motor moving 3 counts a period (`point_of` spaces the points'
+                // timestamps 100 ticks apart, so a 100-tick period makes them consecutive).
+                TriggerMode::Time => cfg.start + 3 * i as i64,
             };
             if w.push(&point_of(id, i, cfg.channel_mask, pos)).is_err() || w.is_full() {
                 break;
@@ -380,6 +383,8 @@ impl Device {
 pub struct Shown {
     pub scan_id: u32,
     pub position: Vec<f64>,
+    pub energy: Vec<f64>,
+    pub energy_start: Vec<f64>,
     pub flags: Vec<u8>,
     pub channels: Vec<Vec<f64>>,
     pub arm: bool,
@@ -486,6 +491,8 @@ impl Harness {
                     "rows not contiguous"
                 );
                 self.shown.position.extend(&r.position);
+                self.shown.energy.extend(&r.energy);
+                self.shown.energy_start.extend(&r.energy_start);
                 self.shown.flags.extend(&r.flags);
                 for (ch, v) in r.counts {
                     self.shown.channels[usize::from(ch)].extend(v);
