@@ -291,3 +291,22 @@ def test_pause_aborts_the_device_and_resume_flies_the_scan_again(RE, docs, count
     assert compare_with_truth(tail, truth, "counter", [0], clock) == []
     # The stream was declared again at the replay: its second descriptor starts the new pass.
     assert [d["name"] for d in docs.of("descriptor")].count("primary") == 2
+
+
+def test_a_timed_scan_with_a_window(RE, docs, counter, device):
+    """Time mode end to end through the IOC: the period and the window reach the device in its
+    clock's ticks, and every point comes back as the device sent it."""
+    truth_path = device("ok")
+    info = FlyScanInfo.timed(0.002, 40, gate=(-100, 300), channel_mask=0b11)
+    RE(fly_counter(counter, info, flush_period=0.05))
+    truth, clock = load_last_scan(truth_path)
+    assert len(truth) == 40 and clock
+    data = docs.stream_data("primary")
+    assert data["counter-position"] == [p["position"] for p in truth]
+    assert all(-100 <= p <= 300 for p in data["counter-position"])
+    assert data["counter-timestamp"] == pytest.approx([p["timestamp"] / clock for p in truth])
+    # The device's clock (1 MHz) turned the 2 ms period into 2 000 ticks: points a period apart.
+    assert np.allclose(np.diff(data["counter-timestamp"]), 0.002)
+    (stop,) = docs.of("stop")
+    assert stop["exit_status"] == "success"
+    assert counter.full_reads == 0

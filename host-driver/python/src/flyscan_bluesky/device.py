@@ -95,6 +95,7 @@ class ScanMode(StrictEnum):
 
     START_STEP_COUNT = "Start-Step-Count"
     LIST = "List"
+    TIME = "Time"
 
 
 class ScanDirection(StrictEnum):
@@ -134,11 +135,11 @@ _FINAL = frozenset({ScanStatus.DONE, ScanStatus.ABORTED, ScanStatus.ERROR})
 class FlyScanInfo(ConfinedModel):
     """Everything `FlyScanCounter.prepare` needs for one fly scan.
 
-    Build it with `start_step_count` or `from_positions` rather than by hand.
+    Build it with `start_step_count`, `from_positions` or `timed` rather than by hand.
     """
 
     mode: ScanMode = Field(frozen=True)
-    """Start/step/count presets or an explicit list."""
+    """Start/step/count presets, an explicit list, or points at a fixed period."""
     start: int = Field(default=0, frozen=True)
     """First preset, encoder counts (start/step/count mode)."""
     step: int = Field(default=1, frozen=True)
@@ -147,6 +148,11 @@ class FlyScanInfo(ConfinedModel):
     """Presets per pass (the list length in list mode)."""
     positions: tuple[int, ...] = Field(default=(), frozen=True)
     """Explicit presets, encoder counts (list mode)."""
+    period: float = Field(default=0.001, gt=0, frozen=True)
+    """Seconds between points (time mode; at least 10 µs, rounded to the device clock)."""
+    gate: tuple[int, int] | None = Field(default=None, frozen=True)
+    """Time mode: points only while the position is in this window (low, high), encoder
+    counts, edges included; None takes every period."""
     direction: ScanDirection = Field(default=ScanDirection.POSITIVE, frozen=True)
     """Which crossings fire."""
     passes: int = Field(default=1, ge=1, frozen=True)
@@ -187,8 +193,16 @@ class FlyScanInfo(ConfinedModel):
                 f"list mode needs npoints == len(positions), got {self.npoints} "
                 f"and {len(self.positions)}"
             )
-        if self.mode is ScanMode.START_STEP_COUNT and self.positions:
+        if self.mode is not ScanMode.LIST and self.positions:
             raise ValueError("positions are only used in list mode")
+        if self.gate is not None and (
+            self.mode is not ScanMode.TIME or self.gate[1] <= self.gate[0]
+        ):
+            raise ValueError(
+                f"a gate (low, high) with high > low is for time mode only, got {self.gate}"
+            )
+        if self.mode is ScanMode.TIME and self.passes != 1:
+            raise ValueError("time mode takes one pass")
         if self.passes > 1 and self.direction is not ScanDirection.BIDIRECTIONAL:
             raise ValueError(
                 f"{self.passes} passes need direction Bidirectional, got {self.direction.value}"
@@ -211,6 +225,19 @@ class FlyScanInfo(ConfinedModel):
         if any(i != p for i, p in zip(ints, positions, strict=True)):
             raise ValueError("positions must be whole encoder counts")
         return cls(mode=ScanMode.LIST, npoints=len(ints), positions=ints, **kwargs)
+
+    @classmethod
+    def timed(
+        cls,
+        period: float,
+        npoints: int,
+        gate: tuple[int, int] | None = None,
+        **kwargs: object,
+    ) -> FlyScanInfo:
+        """A point every `period` seconds wherever the axis is (a quick-EXAFS scan, binned by
+        angle afterwards), `npoints` of them; with `gate` = (low, high) only while the position
+        is in that window (extra fields by keyword)."""
+        return cls(mode=ScanMode.TIME, period=period, npoints=npoints, gate=gate, **kwargs)
 
     @property
     def channels(self) -> list[int]:
@@ -286,6 +313,9 @@ class FlyScanLogic(FlyableLogic[FlyScanInfo, FlyScanCtx]):
         ]
         if value.mode is ScanMode.LIST:
             writes.append(d.positions.set(np.asarray(value.positions, dtype=np.float64)))
+        elif value.mode is ScanMode.TIME:
+            low, high = value.gate or (0, 0)
+            writes += [d.period.set(value.period), d.gate_low.set(low), d.gate_high.set(high)]
         else:
             writes += [d.start.set(value.start), d.step.set(value.step)]
         if value.calibration is not None:
@@ -606,6 +636,10 @@ class FlyScanCounter(
             self.start = epics_signal_rw(int, f"{prefix}Start")
             self.step = epics_signal_rw(int, f"{prefix}Step")
             self.npoints = epics_signal_rw(int, f"{prefix}NPoints")
+            # Time mode: the period and the position window.
+            self.period = epics_signal_rw(float, f"{prefix}Period")
+            self.gate_low = epics_signal_rw(int, f"{prefix}GateLow")
+            self.gate_high = epics_signal_rw(int, f"{prefix}GateHigh")
             self.direction = epics_signal_rw(ScanDirection, f"{prefix}Direction")
             self.passes = epics_signal_rw(int, f"{prefix}Passes")
             self.channel_mask = epics_signal_rw(int, f"{prefix}ChannelMask")

@@ -13,7 +13,7 @@ from bluesky.protocols import Flyable, Preparable
 from bluesky.utils import MsgGenerator
 from ophyd_async.core import FlyMotorInfo
 
-from .device import FlyScanCounter, FlyScanError, FlyScanInfo, ScanDirection
+from .device import FlyScanCounter, FlyScanError, FlyScanInfo, ScanDirection, ScanMode
 from .exafs import MonoCalibration, bragg_angle_deg, exafs_energy_grid
 
 #: Name of the event stream the counter's points go to.
@@ -39,8 +39,16 @@ def default_timeout(info: FlyScanInfo, duration: float | None = None) -> float:
     """How long `complete` waits when the plan is given no timeout: twice the scan's expected
     duration (`duration` if the axis move time is known, else `DEFAULT_POINT_TIME` per point)
     plus a minute for arming and list upload."""
-    expected = duration if duration is not None else info.expected_points * DEFAULT_POINT_TIME
-    return 2.0 * expected + 60.0
+    if duration is None:
+        # A timed scan without a window takes a period a point; with one, the periods outside
+        # it take time too (how much depends on the motion): allow the general figure.
+        per_point = (
+            info.period
+            if info.mode is ScanMode.TIME and info.gate is None
+            else max(DEFAULT_POINT_TIME, info.period if info.mode is ScanMode.TIME else 0.0)
+        )
+        duration = info.expected_points * per_point
+    return 2.0 * duration + 60.0
 
 
 def fly_counter(
