@@ -259,9 +259,15 @@ impl Chain {
     pub fn configure(&self) -> Result<(), String> {
         let c = &self.plan.config;
         let put = |n: &str, v: String| self.ca.put(&self.pv(n), &v);
+        // The Mode PV's states: Start-Step-Count, List, Time.
         put(
             "Mode",
-            (if c.mode == TriggerMode::List { 1 } else { 0 }).to_string(),
+            match c.mode {
+                TriggerMode::StartStepCount => 0,
+                TriggerMode::List => 1,
+                TriggerMode::Time => 2,
+            }
+            .to_string(),
         )?;
         put("Direction", (c.direction as u8).to_string())?;
         put("Passes", c.passes.to_string())?;
@@ -280,6 +286,19 @@ impl Chain {
             let v: Vec<f64> = self.plan.positions.iter().map(|&p| p as f64).collect();
             self.ca.put_array(&self.pv("Positions"), &v)?;
             put("NPoints", v.len().to_string())?;
+        } else if c.mode == TriggerMode::Time {
+            // The period in seconds (the driver turns it back into the device's ticks) and the
+            // window as its two edges (equal: none).
+            let period = c.step as f64 / self.clock_hz();
+            put("Period", format!("{period:.12}"))?;
+            put("GateLow", c.start.to_string())?;
+            let high = if c.gate_span > 0 {
+                c.start + i64::from(c.gate_span)
+            } else {
+                c.start
+            };
+            put("GateHigh", high.to_string())?;
+            put("NPoints", c.count.to_string())?;
         } else {
             put("Start", c.start.to_string())?;
             put("Step", c.step.to_string())?;
