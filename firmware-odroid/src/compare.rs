@@ -186,7 +186,8 @@ impl Comparator {
             Some(TriggerMode::List) => {
                 self.window.base == 0 && self.window.loaded >= self.needed_to_arm()
             }
-            Some(TriggerMode::StartStepCount) => true,
+            // Time mode compares no presets (crate::period); nothing to load.
+            Some(TriggerMode::StartStepCount | TriggerMode::Time) => true,
             None => false,
         }
     }
@@ -317,6 +318,7 @@ mod tests {
             channel_mask: 1,
             max_batch_points: 0,
             max_latency_us: 0,
+            gate_span: 0,
         }
     }
 

@@ -119,6 +119,7 @@ fn batches_shrink_on_resend_requests_and_grow_back_when_quiet() {
         max_batch_points: 0,
         // Long enough that only the byte limits end a batch.
         max_latency_us: 1_000_000,
+        gate_span: 0,
     }));
     r.send(&Message::Arm { scan_id: 3 });
 

@@ -40,12 +40,15 @@ pub const EDGE_FLAG_PERIOD_START: u8 = 0x04;
 /// Most edge events one `CMD_READ_EDGES` may ask for.
 pub const MAX_EDGES_PER_READ: usize = 256;
 
+/// Header bytes of a WRITE_REG command.
+pub const CMD_WRITE_REG_HEADER: usize = 6;
+
 /// Header bytes of command `cmd` (the command byte included), or `None` for an unknown command
 /// byte (the FPGA ignores the rest of such a transaction and answers `00`).
 pub const fn header_len(cmd: u8) -> Option<usize> {
     match cmd {
         CMD_READ_REG => Some(2),
-        CMD_WRITE_REG => Some(6),
+        CMD_WRITE_REG => Some(CMD_WRITE_REG_HEADER),
         CMD_READ_EDGES => Some(3),
         CMD_READ_SNAPSHOT => Some(5),
         _ => None,
