@@ -24,17 +24,33 @@ use std::time::{Duration, Instant};
 /// Device clock of the scripted device, Hz.
 pub const CLOCK_HZ: u64 = 1_000_000;
 
-/// Point `i` of a scan of `cfg` (list positions from `list`): what the device sends.
+/// Point `i` of a scan of `cfg` (list positions from `list`): what the device sends. In time
+/// mode the points are one period apart, each with a live time of one period, at positions
+/// climbing 3 counts a point from the window's low edge.
 pub fn expected_point(cfg: &ScanConfig, list: &[i64], i: u32) -> Point {
     let k = i % cfg.count.max(1);
     let position = match cfg.mode {
         TriggerMode::StartStepCount => cfg.start + i64::from(k) * cfg.step,
         TriggerMode::List => list.get(k as usize).copied().unwrap_or(0),
+        TriggerMode::Time => cfg.start.saturating_add(3 * i64::from(k)),
+    };
+    let (timestamp, live_time) = match cfg.mode {
+        TriggerMode::Time => {
+            let period = u64::try_from(cfg.step).unwrap_or(0);
+            (
+                5_000_000 + u64::from(i + 1) * period,
+                u32::try_from(period).unwrap_or(u32::MAX),
+            )
+        }
+        _ => (
+            5_000_000 + u64::from(i) * 12_345 + u64::from(i % 3),
+            11_000 + i % 7,
+        ),
     };
     let mut p = Point {
         position,
-        timestamp: 5_000_000 + u64::from(i) * 12_345 + u64::from(i % 3),
-        live_time: 11_000 + i % 7,
+        timestamp,
+        live_time,
         flags: PointFlags(if i == 0 { PointFlags::PASS_START } else { 0 }),
         counts: Default::default(),
     };
@@ -338,7 +354,8 @@ impl Dev {
                     self.opts.info.n_channels,
                     self.opts.info.max_points,
                     self.opts.info.list_window,
-                );
+                )
+                .with_clock(self.opts.info.clock_hz);
                 match cfg.validate(&limits) {
                     Ok(()) => {
                         self.cfg = Some(cfg);

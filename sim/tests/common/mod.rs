@@ -209,6 +209,18 @@ impl TestHost {
         let _ = now;
     }
 
+    /// Waits `ticks` (host time) for a reply before a command or resend is sent again: a
+    /// device that answers slowly in wall time (the firmware on the RTL) would otherwise be
+    /// sent the same command again and again.
+    pub fn set_retry_timeout(&mut self, ticks: u64) {
+        self.timeout = ticks;
+    }
+
+    /// Frames asked for again and not yet received.
+    pub fn missing_frames(&self) -> usize {
+        self.missing.len()
+    }
+
     /// One exchange; returns true when the scan is complete.
     pub fn exchange(&mut self, now: u64, rx: &[u8], tx: &mut Vec<u8>) -> bool {
         let mut frames = Vec::new();
