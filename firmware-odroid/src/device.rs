@@ -130,8 +130,6 @@ pub struct Counters {
 struct Current {
     ev: EdgeEvent,
     x: i64,
-    /// The last move before (or at) the event went towards −∞.
-    negative: bool,
     jumpy: bool,
     fired: u32,
     snap_read: bool,
@@ -459,7 +457,6 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 self.cur = Some(Current {
                     ev,
                     x: self.decoder.position(),
-                    negative: self.decoder.direction() == Moving::Negative,
                     jumpy: false,
                     fired: 0,
                     snap_read: false,
@@ -478,7 +475,6 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         self.cur = Some(Current {
             ev,
             x,
-            negative: false,
             jumpy: d.abs() > 1 || lost != 0,
             fired: 0,
             snap_read: false,
@@ -576,6 +572,9 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
     /// bin is a point: the decoded position at the event, its tick, and the counts and live time
     /// since the previous period event; outside, the bin is dropped and the next starts here.
     /// False when a batch waits for room.
+    // Kept out of line so the position modes' hot path (compare_current, which inlines the
+    // latch and the snapshot read) compiles as if time mode did not exist.
+    #[inline(never)]
     fn period_point(
         &mut self,
         mut cur: Current,
@@ -623,7 +622,8 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             // Period events were dropped: this bin spans them too.
             flags |= PointFlags::JUMP;
         }
-        if cur.negative {
+        // The decoder is still where this event left it: nothing was decoded after it.
+        if self.decoder.direction() == Moving::Negative {
             flags |= PointFlags::NEGATIVE;
         }
         if self.points == 0 {

@@ -115,7 +115,9 @@ impl Latch {
 
     /// Ends the current bin at `snap` (taken at `timestamp`): writes the enabled channels'
     /// counts into `counts` and returns the live time with the outcome.
-    #[inline]
+    // Always inlined: it is the bulk of a point's work, and its two callers (position and time
+    // mode) would otherwise leave it out of line, costing the position modes' hot path.
+    #[inline(always)]
     pub fn latch(
         &mut self,
         snap: &Snapshot,
