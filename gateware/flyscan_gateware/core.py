@@ -135,16 +135,21 @@ class FlyscanCore(wiring.Component):
             do_reset.eq(writes_control & hdr[2][1]),
             do_clear.eq(writes_control & hdr[2][2]),
         ]
-        # A PERIOD write: its last value byte is the one arriving, the others are in.
+        # A PERIOD write: its last value byte is the one arriving, the others are in; whether
+        # it is 0 is decoded here too, so the timer's start comes straight from registers.
         write_period = Signal()
         period_value = Signal(32)
+        period_nonzero = Signal()
+        incoming = Cat(hdr[2], hdr[3], hdr[4], spi.rx_byte)
         m.d.sync += [
             write_period.eq(complete(c.CMD_WRITE_REG) & (hdr[1] == c.REG_PERIOD)),
-            period_value.eq(Cat(hdr[2], hdr[3], hdr[4], spi.rx_byte)),
+            period_value.eq(incoming),
+            period_nonzero.eq(incoming.any()),
         ]
         m.d.comb += [
             timer.write.eq(write_period),
             timer.value.eq(period_value),
+            timer.nonzero.eq(period_nonzero),
             timer.reset.eq(do_reset),
         ]
 

@@ -6,7 +6,9 @@ period event due in that cycle is still made); a write of P ≠ 0 while it runs 
 
 ``fire`` is a register, so the FIFO and snapshot write enables it drives start from a flip-flop:
 ``remaining`` counts the cycles to the next period event and ``fire`` is set the cycle before it
-is due. ``start`` comes from the write strobe, itself a register of the command engine.
+is due. ``start`` is the AND of two registers of the command engine, the write strobe and
+``nonzero`` (whether the value written is not 0, decoded as its last byte arrives), so no
+32-bit comparison lies before those write enables either.
 """
 
 from amaranth import Module, Mux, Signal
@@ -15,9 +17,10 @@ from amaranth.lib.wiring import In, Out
 
 
 class PeriodTimer(wiring.Component):
-    #: A ``PERIOD`` write executes in this cycle, with ``value``.
+    #: A ``PERIOD`` write executes in this cycle, with ``value``; ``nonzero``: ``value`` ≠ 0.
     write: In(1)
     value: In(32)
+    nonzero: In(1)
     #: A counter reset (``CONTROL`` bit 1): stops the timer.
     reset: In(1)
     #: A period event k ≥ 1 falls in this cycle.
@@ -32,12 +35,12 @@ class PeriodTimer(wiring.Component):
         running = Signal()
         # Cycles from the next one to the period event after it, while running.
         remaining = Signal(32)
-        m.d.comb += self.start.eq(self.write & (self.value != 0))
+        m.d.comb += self.start.eq(self.write & self.nonzero)
         with m.If(self.reset):
             m.d.sync += [running.eq(0), self.fire.eq(0), self.period.eq(0)]
         with m.Elif(self.write):
             m.d.sync += self.period.eq(self.value)
-            with m.If(self.value == 0):
+            with m.If(~self.nonzero):
                 m.d.sync += [running.eq(0), self.fire.eq(0)]
             with m.Else():
                 # As if `remaining` were P in the write's cycle: period 1 is P cycles on.

@@ -16,6 +16,7 @@ def test_start_periods_stop_restart_and_reset():
                 if i == 0 and write is not None:
                     ctx.set(dut.write, 1)
                     ctx.set(dut.value, write)
+                    ctx.set(dut.nonzero, write != 0)
                 if i == 0 and reset:
                     ctx.set(dut.reset, 1)
                 start, fire = ctx.get(dut.start), ctx.get(dut.fire)
@@ -55,12 +56,14 @@ def test_a_stop_on_a_period_events_cycle_keeps_that_event():
     async def bench(ctx):
         ctx.set(dut.write, 1)
         ctx.set(dut.value, 4)
+        ctx.set(dut.nonzero, 1)
         await ctx.tick()
         ctx.set(dut.write, 0)
         for t in range(1, 20):
             if t == 8:  # period 2 is due in this cycle
                 ctx.set(dut.write, 1)
                 ctx.set(dut.value, 0)
+                ctx.set(dut.nonzero, 0)
             if ctx.get(dut.fire):
                 seen.append(t)
             await ctx.tick()
