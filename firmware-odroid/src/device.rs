@@ -506,18 +506,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                         }
                         cur.snap_read = true;
                     }
-                    let (live, outcome) =
-                        self.latch
-                            .latch(&self.snap, cur.ev.timestamp, &mut self.point.counts);
                     let mut flags = 0u8;
-                    match outcome {
-                        Latched::Good(fl) => flags |= fl,
-                        Latched::Lost => {
-                            flags |= PointFlags::JUMP;
-                            self.health.fifo_overruns += 1;
-                            self.counters.lost_snapshots += 1;
-                        }
-                    }
                     if jumpy || cur.fired > 0 {
                         flags |= PointFlags::JUMP;
                     }
@@ -527,16 +516,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                     if f.pass_start {
                         flags |= PointFlags::PASS_START;
                     }
-                    if self.quad_in_bin {
-                        flags |= PointFlags::QUAD_ERROR;
-                        self.quad_in_bin = false;
-                    }
-                    self.point.position = f.preset;
-                    self.point.timestamp = cur.ev.timestamp;
-                    self.point.live_time = live;
-                    self.point.flags = PointFlags(flags);
-                    // Cannot fail: has_room() guaranteed space for a worst-case point.
-                    let _ = self.batch.push(&self.point, self.now);
+                    self.latch_point(f.preset, cur.ev.timestamp, flags);
                     self.cmp.commit();
                     cur.fired += 1;
                     if cur.fired == 2 {
@@ -606,18 +586,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             self.quad_in_bin = false;
             return Ok(true);
         }
-        let (live, outcome) =
-            self.latch
-                .latch(&self.snap, cur.ev.timestamp, &mut self.point.counts);
         let mut flags = 0u8;
-        match outcome {
-            Latched::Good(fl) => flags |= fl,
-            Latched::Lost => {
-                flags |= PointFlags::JUMP;
-                self.health.fifo_overruns += 1;
-                self.counters.lost_snapshots += 1;
-            }
-        }
         if matches!(kind, Kind::Period { periods } if periods > 1) {
             // Period events were dropped: this bin spans them too.
             flags |= PointFlags::JUMP;
@@ -629,16 +598,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         if self.points == 0 {
             flags |= PointFlags::PASS_START;
         }
-        if self.quad_in_bin {
-            flags |= PointFlags::QUAD_ERROR;
-            self.quad_in_bin = false;
-        }
-        self.point.position = cur.x;
-        self.point.timestamp = cur.ev.timestamp;
-        self.point.live_time = live;
-        self.point.flags = PointFlags(flags);
-        // Cannot fail: has_room() guaranteed space for a worst-case point.
-        let _ = self.batch.push(&self.point, self.now);
+        self.latch_point(cur.x, cur.ev.timestamp, flags);
         self.points = self.points.wrapping_add(1);
         self.state = DeviceState::Scanning;
         if self.points >= periods.count() && self.finishing.is_none() {
@@ -646,6 +606,35 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             self.timer = TimerCmd::Stop;
         }
         Ok(true)
+    }
+
+    /// Ends the current bin at the snapshot just read and queues its point at `position` and
+    /// `timestamp`, with `flags` and those of the bin (a lost snapshot, a clamped value, an
+    /// illegal transition). The batch has room for it.
+    // Always inlined: it is the hot path of both position and time mode.
+    #[inline(always)]
+    fn latch_point(&mut self, position: i64, timestamp: u64, mut flags: u8) {
+        let (live, outcome) = self
+            .latch
+            .latch(&self.snap, timestamp, &mut self.point.counts);
+        match outcome {
+            Latched::Good(fl) => flags |= fl,
+            Latched::Lost => {
+                flags |= PointFlags::JUMP;
+                self.health.fifo_overruns += 1;
+                self.counters.lost_snapshots += 1;
+            }
+        }
+        if self.quad_in_bin {
+            flags |= PointFlags::QUAD_ERROR;
+            self.quad_in_bin = false;
+        }
+        self.point.position = position;
+        self.point.timestamp = timestamp;
+        self.point.live_time = live;
+        self.point.flags = PointFlags(flags);
+        // Cannot fail: has_room() guaranteed space for a worst-case point.
+        let _ = self.batch.push(&self.point, self.now);
     }
 
     /// Ends a finished or aborted scan once its last batch is out: ScanDone, then Health.

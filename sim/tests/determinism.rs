@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{KillOnDrop, Outcome, TestHost, assert_points_match, scenario};
+use common::{
+    KillOnDrop, Outcome, TestHost, assert_points_match, assert_points_match_truth_file, scenario,
+};
 use flyscan_protocol::Point;
 use flyscan_sim::device_clock::ARM_TICK;
 use flyscan_sim::firmware::InProcessFirmware;
@@ -319,69 +321,28 @@ fn external_firmware_runs_are_identical() {
     let a = run_sim(Some(&fw), Duration::ZERO, "a");
     let b = run_sim(Some(&fw), Duration::from_millis(400), "b");
     let c = run_sim(None, Duration::from_millis(150), "c");
-    assert_eq!(a.truth, b.truth, "truth files differ");
-    assert_eq!(a.truth, c.truth, "the in-process truth differs");
+    assert_eq!(
+        truth_point_lines(&a.truth),
+        truth_point_lines(&b.truth),
+        "truth files differ"
+    );
+    assert_eq!(
+        truth_point_lines(&a.truth),
+        truth_point_lines(&c.truth),
+        "the in-process truth differs"
+    );
     assert_eq!(a.points, c.points, "in-process points differ");
     assert_eq!(a.points, b.points, "decoded points differ");
-    let truth: Vec<serde_json::Value> = a
-        .truth
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v.get("summary").is_none())
-        .collect();
+    let truth = assert_points_match_truth_file(&a.points, &a.truth);
     assert_eq!(truth.len(), 300);
-    assert_eq!(a.points.len(), truth.len());
-    for t in &truth {
-        let i = t["index"].as_u64().unwrap() as u32;
-        let p = &a.points[&i];
-        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
-        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
-        assert_eq!(
-            Some(u64::from(p.live_time)),
-            t["live_time"].as_u64(),
-            "point {i}"
-        );
-        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
-        let want: Vec<u64> = t["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(serde_json::Value::as_u64)
-            .collect();
-        assert_eq!(counts, want, "point {i} counts");
-    }
 }
 
-/// Asserts that `run`'s points equal its truth file's, field by field, and returns the truth.
-fn assert_external_matches_truth(run: &ExternalRun) -> Vec<serde_json::Value> {
-    let truth: Vec<serde_json::Value> = run
-        .truth
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v.get("summary").is_none())
-        .collect();
-    assert_eq!(run.points.len(), truth.len());
-    for t in &truth {
-        let i = t["index"].as_u64().unwrap() as u32;
-        let p = &run.points[&i];
-        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
-        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
-        assert_eq!(
-            Some(u64::from(p.live_time)),
-            t["live_time"].as_u64(),
-            "point {i}"
-        );
-        assert_eq!(Some(u64::from(p.flags.0)), t["flags"].as_u64(), "point {i}");
-        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
-        let want: Vec<u64> = t["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(serde_json::Value::as_u64)
-            .collect();
-        assert_eq!(counts, want, "point {i} counts");
-    }
-    truth
+/// The point lines of a truth file: its summary line also counts line bytes, which follow the
+/// wall clock (Health messages, resends); the points do not.
+fn truth_point_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with("{\"summary\""))
+        .collect()
 }
 
 /// The firmware binary of the external time-mode run: `FLYSCAN_BIN_DIR/firmware-odroid` (the
@@ -418,18 +379,11 @@ fn external_firmware_time_scan_equals_the_truth() {
     assert_ne!(short, text, "the time scenario's count was shortened");
     let ext = run_sim_text(Some(&fw), Duration::from_millis(120), "time-ext", &short);
     let inproc = run_sim_text(None, Duration::ZERO, "time-in", &short);
-    let truth = assert_external_matches_truth(&ext);
+    let truth = assert_points_match_truth_file(&ext.points, &ext.truth);
     assert_eq!(truth.len(), 200);
-    // The summary line counts line bytes, which follow the wall clock; the points do not.
-    let points = |t: &str| -> Vec<String> {
-        t.lines()
-            .filter(|l| !l.starts_with("{\"summary\""))
-            .map(str::to_owned)
-            .collect()
-    };
     assert_eq!(
-        points(&ext.truth),
-        points(&inproc.truth),
+        truth_point_lines(&ext.truth),
+        truth_point_lines(&inproc.truth),
         "the in-process truth differs"
     );
     assert_eq!(ext.points, inproc.points, "in-process points differ");

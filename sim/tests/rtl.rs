@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{KillOnDrop, TestHost};
+use common::{KillOnDrop, TestHost, assert_points_match_truth_file, truth_file_points};
 use flyscan_protocol::Point;
 use flyscan_sim::Scenario;
 use std::collections::BTreeMap;
@@ -196,14 +196,6 @@ fn rtl_setup(what: &str) -> Option<(PathBuf, PathBuf)> {
     Some((bridge, bin_dir))
 }
 
-/// The truth file's points (its summary line left out).
-fn truth_points(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v.get("summary").is_none())
-        .collect()
-}
-
 #[test]
 fn firmware_binary_on_the_rtl_streams_what_it_streams_on_the_reference_model() {
     let Some((bridge, bin_dir)) = rtl_setup("firmware-against-RTL scan") else {
@@ -223,8 +215,8 @@ fn firmware_binary_on_the_rtl_streams_what_it_streams_on_the_reference_model() {
     // The summary line also counts line bytes, which follow each run's pace; the points and
     // the physics' counts must be the same.
     assert_eq!(
-        truth_points(&rtl.truth),
-        truth_points(&model.truth),
+        truth_file_points(&rtl.truth),
+        truth_file_points(&model.truth),
         "same stimulus, same truth"
     );
     let physics = |t: &str| {
@@ -247,19 +239,8 @@ fn firmware_binary_on_the_rtl_streams_what_it_streams_on_the_reference_model() {
         assert_eq!(a, b, "point {i} differs between the RTL and the model");
     }
     // The stream is right, not only equal: it matches the physics' ground truth.
-    let truth = truth_points(&rtl.truth);
+    let truth = assert_points_match_truth_file(&rtl.points, &rtl.truth);
     assert_eq!(truth.len(), POINTS);
-    for t in &truth {
-        let i = t["index"].as_u64().unwrap() as u32;
-        let p = &rtl.points[&i];
-        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
-        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
-        assert_eq!(
-            Some(u64::from(p.live_time)),
-            t["live_time"].as_u64(),
-            "point {i}"
-        );
-    }
     // How much slower than real time the scan ran on the RTL (BENCHMARKS.md).
     let (device_s, wall_s) = rtl.pace.expect("the simulator reports its pace");
     assert!(
@@ -302,29 +283,9 @@ fn firmware_binary_on_the_rtl_takes_a_time_scan_as_the_truth_says() {
         .replace("period_ticks = 100000", "period_ticks = 500000");
     assert_ne!(short, text, "the time scenario's count was shortened");
     let rtl = run(&bin_dir, Some(&bridge), None, "rtl-time", &short);
-    let truth = truth_points(&rtl.truth);
-    assert_eq!(truth.len(), TIME_POINTS);
     assert_eq!(rtl.points.len(), TIME_POINTS, "points on the RTL");
-    for t in &truth {
-        let i = t["index"].as_u64().unwrap() as u32;
-        let p = &rtl.points[&i];
-        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
-        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
-        assert_eq!(
-            Some(u64::from(p.live_time)),
-            t["live_time"].as_u64(),
-            "point {i}"
-        );
-        assert_eq!(Some(u64::from(p.flags.0)), t["flags"].as_u64(), "point {i}");
-        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
-        let want: Vec<u64> = t["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(serde_json::Value::as_u64)
-            .collect();
-        assert_eq!(counts, want, "point {i} counts");
-    }
+    let truth = assert_points_match_truth_file(&rtl.points, &rtl.truth);
+    assert_eq!(truth.len(), TIME_POINTS);
     let (device_s, wall_s) = rtl.pace.expect("the simulator reports its pace");
     eprintln!(
         "RTL time scan: {TIME_POINTS} points, {device_s:.3} s of device time from the arm in \
