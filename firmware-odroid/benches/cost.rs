@@ -7,6 +7,9 @@
 //!   in-memory SPI fake that makes edge events on the fly (function `bench_poll`);
 //! * `points`: the same with a preset on every edge, 8 channels, so every edge latches a point
 //!   (function `bench_poll`); per point = points − edges;
+//! * `periods`: a time-mode scan (no window) whose every event is a period event and an edge,
+//!   one per 1 000 ticks (the shortest period at 100 MHz), so every event latches a point
+//!   (function `bench_poll`); per point = periods − edges;
 //! * `latch`: latch + batch encode + framing alone over N points (function `bench_latch`).
 //!
 //! ENCODING is `compact` (default), `raw` or `rice`. The detector counts are Poisson draws
@@ -24,7 +27,7 @@ use flyscan_firmware::outbox::Outbox;
 use flyscan_firmware::quadrature::Decoder;
 use flyscan_firmware::stream::Batcher;
 use flyscan_firmware::{EdgeEvent, Firmware, Fpga, Settings, Snapshot};
-use flyscan_protocol::{Encoding, Message, Point, ScanConfig, TriggerMode};
+use flyscan_protocol::{Direction, Encoding, Message, Point, ScanConfig, TriggerMode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
@@ -104,11 +107,22 @@ impl Tables {
     }
 }
 
-/// An FPGA that produces a steady forward motion, one edge per 100 ± 20 ticks.
+/// An FPGA that produces a steady forward motion, one edge per 100 ± 20 ticks; with `period`,
+/// every edge is also a period event (the first the timer's start), `period` ticks apart.
 struct FakeSpi {
     left: Left,
     seq: u32,
     tables: Rc<Tables>,
+    period: Option<u64>,
+}
+
+impl FakeSpi {
+    fn timestamp(&self, seq: u32) -> u64 {
+        match self.period {
+            Some(p) => u64::from(seq) * p,
+            None => self.tables.timestamp(seq),
+        }
+    }
 }
 
 impl ErrorType for FakeSpi {
@@ -130,7 +144,7 @@ impl SpiDevice for FakeSpi {
             regs::CMD_READ_REG => {
                 let v: u32 = match header[1] {
                     reg::ID => regs::ID_MAGIC,
-                    reg::VERSION => 1 << 16,
+                    reg::VERSION => regs::VERSION,
                     reg::CLOCK_HZ => 100_000_000,
                     reg::N_CHANNELS => CHANNELS,
                     reg::COUNTER_BITS => 32,
@@ -146,11 +160,16 @@ impl SpiDevice for FakeSpi {
                 self.left.set(self.left.get() - count as u64);
                 resp[..2].copy_from_slice(&(count as u16).to_le_bytes());
                 for i in 0..count {
+                    let flags = match (self.period, self.seq) {
+                        (None, _) => 0,
+                        (Some(_), 0) => regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START,
+                        (Some(_), _) => regs::EDGE_FLAG_PERIOD,
+                    };
                     let ev = EdgeEvent {
-                        timestamp: self.tables.timestamp(self.seq),
+                        timestamp: self.timestamp(self.seq),
                         seq: self.seq,
                         ab: GRAY[(self.seq as usize + 1) % 4],
-                        flags: 0,
+                        flags,
                     };
                     self.seq = self.seq.wrapping_add(1);
                     let at = 2 + i * regs::EDGE_EVENT_LEN;
@@ -162,7 +181,7 @@ impl SpiDevice for FakeSpi {
                 resp[0] = 1;
                 resp[1..5].copy_from_slice(&seq.to_le_bytes());
                 // The gate is open for all but 5 ticks of each interval.
-                let live = (self.tables.timestamp(seq) as u32).wrapping_sub(seq.wrapping_mul(5));
+                let live = (self.timestamp(seq) as u32).wrapping_sub(seq.wrapping_mul(5));
                 resp[5..9].copy_from_slice(&live.to_le_bytes());
                 for ch in 0..CHANNELS as usize {
                     let v = self.tables.counter(seq, ch);
@@ -254,9 +273,23 @@ fn bench_latch(
     batch.flush(out);
 }
 
+/// What makes points in a [`firmware`] run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Points {
+    /// No preset is crossed.
+    None,
+    /// A preset on every edge.
+    Presets,
+    /// Time mode: a period event on every edge.
+    Periods,
+}
+
+/// Shortest time-mode period at the fake's 100 MHz: 10 µs.
+const PERIOD_TICKS: u64 = 1000;
+
 fn firmware(
     n: u64,
-    every_edge_a_point: bool,
+    points: Points,
     encoding: Encoding,
     tables: Rc<Tables>,
 ) -> (Box<Firmware<FakeSpi, FakeDrdy>>, Left) {
@@ -265,19 +298,36 @@ fn firmware(
         left: left.clone(),
         seq: 0,
         tables,
+        period: (points == Points::Periods).then_some(PERIOD_TICKS),
     };
     let mut fw = Box::new(
         Firmware::new(Fpga::new(spi, FakeDrdy(left.clone())), Settings::default())
             .unwrap_or_else(|e| panic!("fake FPGA init: {e}")),
     );
-    let cfg = ScanConfig {
-        mode: TriggerMode::StartStepCount,
-        encoding,
-        start: if every_edge_a_point { 1 } else { i64::MAX / 2 },
-        step: 1,
-        count: n.min(16_000_000) as u32,
-        channel_mask: (1 << CHANNELS) - 1,
-        ..ScanConfig::default()
+    let count = n.min(16_000_000) as u32;
+    let cfg = match points {
+        Points::Periods => ScanConfig {
+            mode: TriggerMode::Time,
+            direction: Direction::Either,
+            encoding,
+            step: PERIOD_TICKS as i64,
+            count,
+            channel_mask: (1 << CHANNELS) - 1,
+            ..ScanConfig::default()
+        },
+        _ => ScanConfig {
+            mode: TriggerMode::StartStepCount,
+            encoding,
+            start: if points == Points::Presets {
+                1
+            } else {
+                i64::MAX / 2
+            },
+            step: 1,
+            count,
+            channel_mask: (1 << CHANNELS) - 1,
+            ..ScanConfig::default()
+        },
     };
     let mut frame = [0u8; 128];
     for (i, m) in [Message::Configure(cfg), Message::Arm { scan_id: 1 }]
@@ -330,7 +380,11 @@ fn main() {
             black_box(bench_decode(black_box(&abs)));
         });
     }
-    for (name, points) in [("edges", false), ("points", true)] {
+    for (name, points) in [
+        ("edges", Points::None),
+        ("points", Points::Presets),
+        ("periods", Points::Periods),
+    ] {
         if mode == name || mode == "all" {
             let (mut fw, left) = firmware(n, points, encoding, tables.clone());
             run(name, &mut || {

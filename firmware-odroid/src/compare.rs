@@ -186,8 +186,9 @@ impl Comparator {
             Some(TriggerMode::List) => {
                 self.window.base == 0 && self.window.loaded >= self.needed_to_arm()
             }
-            Some(TriggerMode::StartStepCount) => true,
-            Some(TriggerMode::Time) | None => false,
+            // Time mode compares no presets (crate::period); nothing to load.
+            Some(TriggerMode::StartStepCount | TriggerMode::Time) => true,
+            None => false,
         }
     }
 

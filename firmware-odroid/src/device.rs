@@ -20,18 +20,20 @@
 
 use crate::batch_cap::{BatchCap, QUIET_US};
 use crate::compare::{ChunkError, Comparator, LIST_WINDOW, Next};
-use crate::fpga::regs::{MAX_EDGES_PER_READ, reg};
+use crate::fpga::regs::{self, MAX_EDGES_PER_READ, reg};
 use crate::fpga::{EdgeEvent, Fpga, FpgaError, FpgaInfo, Snapshot};
 use crate::latch::{Latch, Latched};
 use crate::outbox::{Class, Outbox, RESEND_FRAMES};
-use crate::quadrature::Decoder;
+use crate::period::{Kind, Periods, TimerCmd};
+use crate::quadrature::{Decoder, Direction as Moving};
 use crate::stream::Batcher;
 use embedded_hal::digital::InputPin;
 use embedded_hal::spi::SpiDevice;
 use flyscan_protocol::limits::MAX_BODY;
 use flyscan_protocol::{
-    CommandReply, Deframer, DeviceInfo, DeviceState, DoneReason, Feed, Health, Message, NakCode,
-    PROTOCOL_VERSION, ParseError, Point, PointFlags, ScanArmed, ScanConfig, ScanDone, TriggerMode,
+    CommandReply, ConfigError, Deframer, DeviceInfo, DeviceState, DoneReason, Feed, Health,
+    Message, NakCode, PROTOCOL_VERSION, ParseError, Point, PointFlags, ScanArmed, ScanConfig,
+    ScanDone, TriggerMode,
 };
 
 /// Error of [`Firmware::new`]: the FPGA driver's error (`BadId`, `BadRegister`, bus errors).
@@ -104,8 +106,10 @@ pub struct PollStatus {
 /// Counters beyond the protocol's `Health` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
-    /// Edge events lost in the FPGA (sum of sequence gaps).
+    /// Edge events lost in the FPGA (sum of sequence gaps, less the period events in them).
     pub lost_edges: u64,
+    /// Period events lost in the FPGA (time mode; their periods joined the next point's bin).
+    pub lost_periods: u64,
     /// Points whose snapshot had been overwritten (counts reported as 0).
     pub lost_snapshots: u64,
     /// Control frames dropped because the transmit queue was full.
@@ -120,7 +124,8 @@ pub struct Counters {
     pub loss_signals: u64,
 }
 
-/// An edge whose preset comparisons are not finished (a batch was waiting for room).
+/// An edge whose preset comparisons are not finished, or a period event whose point is not
+/// made yet (a batch was waiting for room).
 #[derive(Debug, Clone, Copy)]
 struct Current {
     ev: EdgeEvent,
@@ -138,6 +143,10 @@ pub struct Firmware<SPI, DRDY> {
     decoder: Decoder,
     expect_seq: u32,
     cmp: Comparator,
+    /// Time mode: the period events' bookkeeping of the armed (or last) scan.
+    periods: Option<Periods>,
+    /// What the FPGA's period timer is still to be told.
+    timer: TimerCmd,
     latch: Latch,
     config: Option<ScanConfig>,
     state: DeviceState,
@@ -176,6 +185,8 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             decoder: Decoder::new(ab, 0),
             expect_seq: 0,
             cmp: Comparator::default(),
+            periods: None,
+            timer: TimerCmd::None,
             latch: Latch::new(info.counter_bits),
             config: None,
             state: DeviceState::Idle,
@@ -265,6 +276,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         self.cap.tick(now_ticks, quiet);
         self.batch.set_cap(self.cap.bytes());
         self.outbox.pump();
+        self.drive_timer()?;
         self.try_finish();
         let points_before = self.points;
         let mut st = PollStatus::default();
@@ -367,6 +379,25 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
 
     // ---- edges -------------------------------------------------------------------------
 
+    /// Tells the FPGA's period timer what the scan needs: started at the arm (the clock is read
+    /// first, so that period events an earlier timer left in the FIFO are known as stale), stopped
+    /// when the scan ends. An SPI error leaves the command for the next poll.
+    fn drive_timer(&mut self) -> Result<(), FpgaError<SPI, DRDY>> {
+        match self.timer {
+            TimerCmd::None => return Ok(()),
+            TimerCmd::Start(period) => {
+                let now = self.fpga.read_time()?;
+                self.fpga.write_reg(reg::PERIOD, period)?;
+                if let Some(p) = &mut self.periods {
+                    p.started_after(now);
+                }
+            }
+            TimerCmd::Stop => self.fpga.write_reg(reg::PERIOD, 0)?,
+        }
+        self.timer = TimerCmd::None;
+        Ok(())
+    }
+
     /// Refills the edge buffer from the FPGA; false when it has nothing.
     fn fetch_edges(&mut self, done: usize) -> Result<bool, FpgaError<SPI, DRDY>> {
         if !self.fpga.data_ready()? {
@@ -388,15 +419,30 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         matches!(self.state, DeviceState::Armed | DeviceState::Scanning) && self.finishing.is_none()
     }
 
-    /// Decodes one edge; when a scan runs, makes it the current edge to compare.
+    /// Decodes one event (an edge, a period event, or both); when a scan runs, makes it the
+    /// current event to compare (position modes) or to turn into a point (time mode).
     fn decode(&mut self, ev: EdgeEvent) -> Result<(), FpgaError<SPI, DRDY>> {
         let lost = ev.seq.wrapping_sub(self.expect_seq);
         self.expect_seq = ev.seq.wrapping_add(1);
         let illegal_before = self.decoder.illegal();
         let d = if lost != 0 || ev.overrun() {
             self.health.fifo_overruns += 1;
-            self.counters.lost_edges += u64::from(lost);
-            self.decoder.resync(ev.ab, lost)
+            // Period events in the gap moved no motor: resynchronise on the lost edges alone.
+            let lost_periods = match &mut self.periods {
+                Some(p) if lost != 0 => p.lost_before(&ev).min(lost),
+                _ => 0,
+            };
+            let lost_edges = lost - lost_periods;
+            self.counters.lost_edges += u64::from(lost_edges);
+            self.counters.lost_periods += u64::from(lost_periods);
+            if lost != 0 && lost_edges == 0 {
+                // Only period events were lost: these levels follow the last ones known.
+                self.decoder.step(ev.ab)
+            } else {
+                // A period event need not be an edge itself: count it as none.
+                self.decoder
+                    .resync(ev.ab, lost_edges.saturating_sub(u32::from(ev.period())))
+            }
         } else {
             self.decoder.step(ev.ab)
         };
@@ -404,6 +450,18 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
             self.quad_in_bin = true;
         }
         if !self.armed() {
+            return Ok(());
+        }
+        if self.periods.is_some() {
+            if ev.period() {
+                self.cur = Some(Current {
+                    ev,
+                    x: self.decoder.position(),
+                    jumpy: false,
+                    fired: 0,
+                    snap_read: false,
+                });
+            }
             return Ok(());
         }
         if self.need_base {
@@ -424,11 +482,15 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         Ok(())
     }
 
-    /// Fires every preset the current edge crosses. False when a batch waits for room.
+    /// Fires every preset the current edge crosses (in time mode: makes the current period
+    /// event's point). False when a batch waits for room.
     fn compare_current(&mut self) -> Result<bool, FpgaError<SPI, DRDY>> {
         let Some(mut cur) = self.cur else {
             return Ok(true);
         };
+        if let Some(periods) = self.periods {
+            return self.period_point(cur, periods);
+        }
         let jumpy = cur.jumpy || self.cmp.segment_start().abs_diff(cur.x) > 1;
         loop {
             match self.cmp.peek(cur.x) {
@@ -444,18 +506,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                         }
                         cur.snap_read = true;
                     }
-                    let (live, outcome) =
-                        self.latch
-                            .latch(&self.snap, cur.ev.timestamp, &mut self.point.counts);
                     let mut flags = 0u8;
-                    match outcome {
-                        Latched::Good(fl) => flags |= fl,
-                        Latched::Lost => {
-                            flags |= PointFlags::JUMP;
-                            self.health.fifo_overruns += 1;
-                            self.counters.lost_snapshots += 1;
-                        }
-                    }
                     if jumpy || cur.fired > 0 {
                         flags |= PointFlags::JUMP;
                     }
@@ -465,16 +516,7 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                     if f.pass_start {
                         flags |= PointFlags::PASS_START;
                     }
-                    if self.quad_in_bin {
-                        flags |= PointFlags::QUAD_ERROR;
-                        self.quad_in_bin = false;
-                    }
-                    self.point.position = f.preset;
-                    self.point.timestamp = cur.ev.timestamp;
-                    self.point.live_time = live;
-                    self.point.flags = PointFlags(flags);
-                    // Cannot fail: has_room() guaranteed space for a worst-case point.
-                    let _ = self.batch.push(&self.point, self.now);
+                    self.latch_point(f.preset, cur.ev.timestamp, flags);
                     self.cmp.commit();
                     cur.fired += 1;
                     if cur.fired == 2 {
@@ -504,6 +546,95 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
         }
         self.cur = None;
         Ok(true)
+    }
+
+    /// Time mode: the current period event ends a bin. Inside the window (or without one) the
+    /// bin is a point: the decoded position at the event, its tick, and the counts and live time
+    /// since the previous period event; outside, the bin is dropped and the next starts here.
+    /// False when a batch waits for room.
+    // Kept out of line so the position modes' hot path (compare_current, which inlines the
+    // latch and the snapshot read) compiles as if time mode did not exist.
+    #[inline(never)]
+    fn period_point(
+        &mut self,
+        mut cur: Current,
+        mut periods: Periods,
+    ) -> Result<bool, FpgaError<SPI, DRDY>> {
+        let kind = periods.classify(&cur.ev);
+        let point = matches!(kind, Kind::Period { .. }) && periods.in_window(cur.x);
+        if kind == Kind::Stale {
+            self.cur = None;
+            return Ok(true);
+        }
+        if point && !self.batch.has_room() && !self.batch.flush(&mut self.outbox) {
+            self.cur = Some(cur);
+            return Ok(false);
+        }
+        if !cur.snap_read {
+            if let Err(e) = self.fpga.read_snapshot(cur.ev.seq, &mut self.snap) {
+                self.cur = Some(cur);
+                return Err(e);
+            }
+            cur.snap_read = true;
+        }
+        self.cur = None;
+        periods.taken(cur.ev.timestamp);
+        self.periods = Some(periods);
+        if !point {
+            // The first bin starts here, or this bin lies outside the window.
+            self.latch.skip(&self.snap, cur.ev.timestamp);
+            self.quad_in_bin = false;
+            return Ok(true);
+        }
+        let mut flags = 0u8;
+        if matches!(kind, Kind::Period { periods } if periods > 1) {
+            // Period events were dropped: this bin spans them too.
+            flags |= PointFlags::JUMP;
+        }
+        // The decoder is still where this event left it: nothing was decoded after it.
+        if self.decoder.direction() == Moving::Negative {
+            flags |= PointFlags::NEGATIVE;
+        }
+        if self.points == 0 {
+            flags |= PointFlags::PASS_START;
+        }
+        self.latch_point(cur.x, cur.ev.timestamp, flags);
+        self.points = self.points.wrapping_add(1);
+        self.state = DeviceState::Scanning;
+        if self.points >= periods.count() && self.finishing.is_none() {
+            self.finishing = Some(DoneReason::Completed);
+            self.timer = TimerCmd::Stop;
+        }
+        Ok(true)
+    }
+
+    /// Ends the current bin at the snapshot just read and queues its point at `position` and
+    /// `timestamp`, with `flags` and those of the bin (a lost snapshot, a clamped value, an
+    /// illegal transition). The batch has room for it.
+    // Always inlined: it is the hot path of both position and time mode.
+    #[inline(always)]
+    fn latch_point(&mut self, position: i64, timestamp: u64, mut flags: u8) {
+        let (live, outcome) = self
+            .latch
+            .latch(&self.snap, timestamp, &mut self.point.counts);
+        match outcome {
+            Latched::Good(fl) => flags |= fl,
+            Latched::Lost => {
+                flags |= PointFlags::JUMP;
+                self.health.fifo_overruns += 1;
+                self.counters.lost_snapshots += 1;
+            }
+        }
+        if self.quad_in_bin {
+            flags |= PointFlags::QUAD_ERROR;
+            self.quad_in_bin = false;
+        }
+        self.point.position = position;
+        self.point.timestamp = timestamp;
+        self.point.live_time = live;
+        self.point.flags = PointFlags(flags);
+        // Cannot fail: has_room() guaranteed space for a worst-case point.
+        let _ = self.batch.push(&self.point, self.now);
     }
 
     /// Ends a finished or aborted scan once its last batch is out: ScanDone, then Health.
@@ -612,7 +743,26 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                     self.info.n_channels,
                     self.settings.max_points,
                     LIST_WINDOW as u32,
-                );
+                )
+                .with_clock(u64::from(self.info.clock_hz));
+                if cfg.mode == TriggerMode::Time && !regs::has_period_timer(self.info.version) {
+                    // PROTOCOL.md §Time mode: no period is possible without the timer.
+                    let v = self.info.version;
+                    return self.reply(nak(
+                        NakCode::InvalidConfig,
+                        ConfigError::BadPeriod {
+                            period: cfg.step,
+                            min: u64::MAX,
+                        }
+                        .code(),
+                        format_args!(
+                            "FPGA design {}.{} has no period timer (time mode needs 1.{})",
+                            v >> 16,
+                            v & 0xFFFF,
+                            regs::PERIOD_MINOR
+                        ),
+                    ));
+                }
                 let checked = cfg.validate(&limits);
                 if let Err(e) = checked {
                     // The argument is the protocol's ConfigError code (PROTOCOL.md §NakCodes).
@@ -692,7 +842,14 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 self.points = 0;
                 self.cmp.arm(self.decoder.position());
                 self.latch.start(cfg.channel_mask);
-                self.need_base = true;
+                self.periods = Periods::new(&cfg);
+                if let Some(p) = &self.periods {
+                    // The timer's start event begins the first bin (not the next edge).
+                    self.timer = TimerCmd::Start(p.period_register());
+                    self.need_base = false;
+                } else {
+                    self.need_base = true;
+                }
                 self.quad_in_bin = false;
                 let latency_us = if cfg.max_latency_us == 0 {
                     self.settings.default_latency_us
@@ -718,6 +875,9 @@ impl<SPI: SpiDevice, DRDY: InputPin> Firmware<SPI, DRDY> {
                 if self.armed() {
                     self.finishing = Some(DoneReason::Aborted);
                     self.cur = None;
+                    if self.periods.is_some() {
+                        self.timer = TimerCmd::Stop;
+                    }
                 }
                 self.reply(ack);
                 self.try_finish();

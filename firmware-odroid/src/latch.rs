@@ -90,6 +90,19 @@ impl Latch {
         self.have_base = true;
     }
 
+    /// Moves the bin start to `snap` without making a point (time mode: a period event outside
+    /// the position window ends a bin that belongs to no point). When the snapshot was
+    /// overwritten the start stays where it was, and the next point, whose bin then spans the
+    /// skipped one too, is flagged like one after a lost bin.
+    pub fn skip(&mut self, snap: &Snapshot, timestamp: u64) {
+        if snap.valid {
+            self.set_base(snap, timestamp);
+            self.merged = false;
+        } else {
+            self.merged = true;
+        }
+    }
+
     /// Per-scan totals of each hardware channel (u64, never roll over).
     pub fn totals(&self) -> &[u64; MAX_CHANNELS] {
         &self.totals
@@ -102,7 +115,9 @@ impl Latch {
 
     /// Ends the current bin at `snap` (taken at `timestamp`): writes the enabled channels'
     /// counts into `counts` and returns the live time with the outcome.
-    #[inline]
+    // Always inlined: it is the bulk of a point's work, and its two callers (position and time
+    // mode) would otherwise leave it out of line, costing the position modes' hot path.
+    #[inline(always)]
     pub fn latch(
         &mut self,
         snap: &Snapshot,
@@ -254,6 +269,28 @@ mod tests {
         // The point after is clean again.
         let (_, r) = l.latch(&snap(10, 91, &[10, 99, 91]), 91, &mut c);
         assert_eq!(r, Latched::Good(0));
+    }
+
+    #[test]
+    fn a_skipped_bin_belongs_to_no_point() {
+        let mut l = Latch::new(32);
+        l.start(0b1);
+        l.skip(&snap(0, 0, &[0]), 0);
+        assert!(l.has_base());
+        l.skip(&snap(1, 100, &[40]), 100);
+        let mut c = Counts::new();
+        let (live, r) = l.latch(&snap(2, 200, &[45]), 200, &mut c);
+        assert_eq!((live, &c[..], r), (100, &[5][..], Latched::Good(0)));
+        assert_eq!(l.totals()[0], 5, "the skipped bin is in no total");
+        // A skip whose snapshot was overwritten: the next point spans both bins, flagged.
+        let mut lost = snap(3, 300, &[50]);
+        lost.valid = false;
+        l.skip(&lost, 300);
+        let (live, r) = l.latch(&snap(4, 400, &[60]), 400, &mut c);
+        assert_eq!(
+            (live, &c[..], r),
+            (200, &[15][..], Latched::Good(PointFlags::JUMP))
+        );
     }
 
     #[test]

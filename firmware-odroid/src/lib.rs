@@ -7,7 +7,8 @@
 //!   client ([`fpga::sim_socket`]) and an in-memory FPGA model for tests and benchmarks
 //!   ([`fpga::model`]).
 //! * [`quadrature`]: x4 decoding of edge events into a position.
-//! * [`compare`]: which edge crosses which preset (start/step/count or a streamed list).
+//! * [`compare`]: which edge crosses which preset (start/step/count or a streamed list);
+//!   [`period`]: time mode, points at the FPGA's period events instead.
 //! * [`latch`]: per-bin counts from the snapshot of the triggering edge.
 //! * [`stream`] and [`outbox`]: point batches, frame numbering, resend history, bounded
 //!   transmit queue; [`batch_cap`]: batch size adapted to line noise.
@@ -30,6 +31,7 @@ pub mod device;
 pub mod fpga;
 pub mod latch;
 pub mod outbox;
+pub mod period;
 pub mod quadrature;
 pub mod stream;
 

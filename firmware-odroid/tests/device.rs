@@ -680,3 +680,299 @@ fn slow_serial_line_backpressures_into_counted_fpga_overruns() {
     let total: u64 = pts.iter().map(|p| u64::from(p.counts[3])).sum();
     assert!(total <= u64::from(N + 10));
 }
+
+// ---- time mode ------------------------------------------------------------------------------
+
+fn timed(period: i64, count: u32, mask: u32) -> ScanConfig {
+    ScanConfig {
+        mode: TriggerMode::Time,
+        direction: Direction::Either,
+        encoding: Encoding::Compact,
+        start: 0,
+        step: period,
+        count,
+        passes: 1,
+        channel_mask: mask,
+        max_batch_points: 0,
+        max_latency_us: 0,
+        gate_span: 0,
+    }
+}
+
+/// The motion and detector stimulus of the time-mode tests, tick by tick, with an account of
+/// it kept by the test itself: the position after each tick's step, and channel 0's pulses.
+struct Drive {
+    /// Position after every tick (index = tick − the tick the drive started at).
+    positions: Vec<i64>,
+    /// Cumulative pulses of channel 0 the drive counted before each tick (index as above).
+    pulses_before: Vec<u64>,
+    first: u64,
+    x: i64,
+    total: u64,
+}
+
+impl Drive {
+    fn new(h: &Host) -> Self {
+        Self {
+            positions: vec![h.fw.position()],
+            pulses_before: vec![0],
+            first: h.model.time(),
+            x: h.fw.position(),
+            total: 0,
+        }
+    }
+
+    /// `ticks` more ticks: in each, a step `dir(t)` (−1, 0, +1) on the tick itself and
+    /// `t % 3` pulses on channel 0 (counted after the tick's own events, so they belong to the
+    /// next period); polls every `poll_every` ticks (0: never).
+    fn run(&mut self, h: &mut Host, ticks: u64, dir: impl Fn(u64) -> i32, poll_every: u64) {
+        for _ in 0..ticks {
+            h.model.advance(1);
+            let t = h.model.time();
+            self.pulses_before.push(self.total);
+            let d = dir(t);
+            if d != 0 {
+                h.model.step(d);
+                self.x += i64::from(d);
+            }
+            self.positions.push(self.x);
+            let n = (t % 3) as u32;
+            h.model.count(0, n);
+            self.total += u64::from(n);
+            h.now = t;
+            if poll_every > 0 && t.is_multiple_of(poll_every) {
+                h.poll();
+            }
+        }
+        h.poll();
+    }
+
+    fn position_at(&self, t: u64) -> i64 {
+        self.positions[(t - self.first) as usize]
+    }
+
+    /// Channel 0's pulses in the cycles `from..to`.
+    fn pulses(&self, from: u64, to: u64) -> u32 {
+        let at = |t: u64| self.pulses_before[(t - self.first) as usize];
+        (at(to) - at(from)) as u32
+    }
+}
+
+#[test]
+fn time_scan_takes_a_point_every_period_with_its_own_bin() {
+    let mut h = Host::new(model_cfg());
+    assert_eq!(
+        h.cmd(&Message::Configure(timed(100, 6, 0b11))).0,
+        NakCode::Ack
+    );
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 4 }).0, NakCode::Ack);
+    assert_eq!(h.model.period(), 0, "the timer starts at the next poll");
+    h.model.advance(5);
+    h.now = h.model.time();
+    h.poll();
+    let arm = h.model.time();
+    assert_eq!(h.model.period(), 100);
+    let mut drive = Drive::new(&h);
+    // Up one count every 7 ticks, then down every 5 ticks from tick arm + 350 on.
+    let turn = arm + 350;
+    drive.run(
+        &mut h,
+        800,
+        |t| match t {
+            t if t < turn && t.is_multiple_of(7) => 1,
+            t if t >= turn && t.is_multiple_of(5) => -1,
+            _ => 0,
+        },
+        10,
+    );
+    let pts = h.points(4);
+    assert_eq!(pts.len(), 6);
+    assert_eq!(h.done(4), Some((DoneReason::Completed, 6)));
+    assert_eq!(h.model.period(), 0, "the timer is stopped at the end");
+    for (i, p) in pts.iter().enumerate() {
+        let k = i as u64 + 1;
+        let t = arm + 100 * k;
+        assert_eq!(
+            p.timestamp, t,
+            "point {i}: period event k at arm + k × period"
+        );
+        assert_eq!(
+            p.position,
+            drive.position_at(t),
+            "point {i}: the position at its tick"
+        );
+        assert_eq!(p.live_time, 100, "point {i}: the gate is always open");
+        assert_eq!(
+            &p.counts[..],
+            &[drive.pulses(t - 100, t), 0],
+            "point {i}: the pulses of exactly the period before it"
+        );
+        let negative = t >= turn;
+        assert_eq!(p.flags.has(PointFlags::NEGATIVE), negative, "point {i}");
+        assert_eq!(p.flags.has(PointFlags::PASS_START), i == 0, "point {i}");
+        assert_eq!(p.flags.0 & (PointFlags::JUMP | PointFlags::QUAD_ERROR), 0);
+    }
+    assert!(
+        pts.iter()
+            .any(|p| p.timestamp >= turn && p.timestamp.is_multiple_of(5)),
+        "a step on a period event's tick (its point's position includes it, checked above)"
+    );
+    let stats = h.fw.stats();
+    assert_eq!((stats.points, stats.fifo_overruns), (6, 0));
+}
+
+#[test]
+fn time_scan_takes_points_only_inside_the_window() {
+    let mut h = Host::new(model_cfg());
+    let cfg = ScanConfig {
+        start: 20,
+        gate_span: 20,
+        ..timed(50, 4, 0b1)
+    };
+    assert_eq!(h.cmd(&Message::Configure(cfg)).0, NakCode::Ack);
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 5 }).0, NakCode::Ack);
+    h.poll();
+    let arm = h.model.time();
+    let mut drive = Drive::new(&h);
+    // Up one count every 10 ticks: position 20 at tick arm + 200, 40 at arm + 400.
+    drive.run(&mut h, 1000, |t| i32::from((t - arm).is_multiple_of(10)), 7);
+    let pts = h.points(5);
+    let want: Vec<u64> = (1..=20)
+        .map(|k| arm + 50 * k)
+        .filter(|&t| (20..=40).contains(&drive.position_at(t)))
+        .take(4)
+        .collect();
+    assert_eq!(want.len(), 4);
+    assert_eq!(
+        pts.iter().map(|p| p.timestamp).collect::<Vec<_>>(),
+        want,
+        "the period events whose position is in 20 … 40"
+    );
+    for (p, &t) in pts.iter().zip(&want) {
+        assert!((20..=40).contains(&p.position));
+        assert_eq!(p.live_time, 50, "each point's bin is its own period");
+        assert_eq!(p.counts[0], drive.pulses(t - 50, t));
+    }
+    assert!(pts[0].flags.has(PointFlags::PASS_START));
+    assert_eq!(h.done(5), Some((DoneReason::Completed, 4)));
+}
+
+#[test]
+fn time_mode_configuration_is_checked() {
+    let mut h = Host::new(model_cfg());
+    // 1 MHz: the shortest period is 10 µs = 10 ticks.
+    let (code, arg, detail) = h.cmd(&Message::Configure(timed(9, 5, 1)));
+    assert_eq!((code, arg), (NakCode::InvalidConfig, 14), "{detail}");
+    assert_eq!(h.cmd(&Message::Configure(timed(10, 5, 1))).0, NakCode::Ack);
+    let (code, arg, _) = h.cmd(&Message::Configure(ScanConfig {
+        direction: Direction::Positive,
+        ..timed(100, 5, 1)
+    }));
+    assert_eq!((code, arg), (NakCode::InvalidConfig, 13));
+    let (code, arg, _) = h.cmd(&Message::Configure(ScanConfig {
+        gate_span: 5,
+        ..uniform(0, 1, 5, 1)
+    }));
+    assert_eq!((code, arg), (NakCode::InvalidConfig, 15));
+    let (code, arg, _) = h.cmd(&Message::PositionChunk {
+        offset: 0,
+        positions: Positions::Values(&[1, 2]),
+    });
+    assert_eq!((code, arg), (NakCode::BadChunk, 0), "no list in time mode");
+
+    // A design without the period timer (1.0) cannot run time mode.
+    let model = FpgaModel::new(model_cfg());
+    model.set_version(0x0001_0000);
+    let fw =
+        Box::new(Firmware::new(Fpga::new(model.spi(), model.drdy()), Settings::default()).unwrap());
+    let mut old = Host {
+        fw,
+        model,
+        seq: 0,
+        deframer: Deframer::new(),
+        got: Vec::new(),
+        now: 0,
+    };
+    old.pump();
+    let (code, arg, detail) = old.cmd(&Message::Configure(timed(100, 5, 1)));
+    assert_eq!((code, arg), (NakCode::InvalidConfig, 14));
+    assert!(detail.contains("no period timer"), "{detail}");
+    assert_eq!(
+        old.cmd(&Message::Configure(uniform(0, 1, 5, 1))).0,
+        NakCode::Ack,
+        "position modes still work"
+    );
+}
+
+#[test]
+fn abort_stops_the_timer_and_a_rearm_ignores_the_old_periods() {
+    let mut h = Host::new(model_cfg());
+    assert_eq!(
+        h.cmd(&Message::Configure(timed(100, 50, 1))).0,
+        NakCode::Ack
+    );
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 1 }).0, NakCode::Ack);
+    h.poll();
+    let first_arm = h.model.time();
+    // Two periods pass unread; then Abort and Arm again before the device polls: the old
+    // scan's start and period events are still in the FIFO.
+    h.model.advance(250);
+    h.now = h.model.time();
+    assert_eq!(
+        h.model.fifo_level(),
+        2,
+        "periods 1 and 2 (the poll took the start event)"
+    );
+    assert_eq!(h.cmd(&Message::Abort).0, NakCode::Ack);
+    assert_eq!(h.done(1), Some((DoneReason::Aborted, 0)));
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 2 }).0, NakCode::Ack);
+    h.poll();
+    let arm = h.model.time();
+    assert!(arm > first_arm + 200);
+    let mut drive = Drive::new(&h);
+    drive.run(&mut h, 5000, |_| 0, 50);
+    let pts = h.points(2);
+    assert_eq!(pts.len(), 50);
+    for (i, p) in pts.iter().enumerate() {
+        assert_eq!(p.timestamp, arm + 100 * (i as u64 + 1), "point {i}");
+        assert_eq!(p.live_time, 100);
+    }
+    // Abort of a running time scan stops the timer.
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 3 }).0, NakCode::Ack);
+    h.poll();
+    assert_eq!(h.model.period(), 100);
+    assert_eq!(h.cmd(&Message::Abort).0, NakCode::Ack);
+    h.poll();
+    assert_eq!(h.model.period(), 0);
+    assert_eq!(h.done(3), Some((DoneReason::Aborted, 0)));
+}
+
+#[test]
+fn dropped_period_events_make_no_point_and_the_next_bin_spans_them() {
+    let mut h = Host::new(ModelConfig {
+        fifo_depth: 4,
+        ..model_cfg()
+    });
+    assert_eq!(h.cmd(&Message::Configure(timed(100, 8, 1))).0, NakCode::Ack);
+    assert_eq!(h.cmd(&Message::Arm { scan_id: 9 }).0, NakCode::Ack);
+    h.poll();
+    let arm = h.model.time();
+    let mut drive = Drive::new(&h);
+    // 750 ticks unread (the arm's poll took the start event): periods 1–4 fill the FIFO,
+    // periods 5–7 are dropped.
+    drive.run(&mut h, 750, |_| 0, 0);
+    drive.run(&mut h, 1000, |_| 0, 10);
+    let pts = h.points(9);
+    let ticks: Vec<u64> = pts.iter().map(|p| (p.timestamp - arm) / 100).collect();
+    assert_eq!(ticks, [1, 2, 3, 4, 8, 9, 10, 11]);
+    for (p, k) in pts.iter().zip(&ticks) {
+        let t = arm + 100 * k;
+        let spans: u64 = if *k == 8 { 4 } else { 1 };
+        assert_eq!(u64::from(p.live_time), 100 * spans, "period {k}");
+        assert_eq!(p.counts[0], drive.pulses(t - 100 * spans, t), "period {k}");
+        assert_eq!(p.flags.has(PointFlags::JUMP), *k == 8, "period {k}");
+    }
+    let c = h.fw.counters();
+    assert_eq!((c.lost_periods, c.lost_edges), (3, 0));
+    assert!(h.fw.stats().fifo_overruns >= 1);
+}

@@ -59,6 +59,16 @@ impl FpgaModel {
         self.m.borrow_mut().set_id(id);
     }
 
+    /// Replaces the VERSION register (to test what the firmware offers an older design).
+    pub fn set_version(&self, version: u32) {
+        self.m.borrow_mut().set_version(version);
+    }
+
+    /// `PERIOD` as last written (0: the period timer is stopped).
+    pub fn period(&self) -> u32 {
+        self.m.borrow().period()
+    }
+
     /// Advances the clock by `ticks`, with the gate open (live time counts along).
     pub fn advance(&self, ticks: u64) {
         self.m.borrow_mut().advance(ticks);

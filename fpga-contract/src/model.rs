@@ -10,14 +10,19 @@
 //! call, [`RefModel::exchange`], executed at the current cycle.
 //!
 //! Within one cycle `t` the rules are:
+//! * a period event of the period timer due at `t` is made as the clock enters `t`, before
+//!   anything else of that cycle, and snapshots the counters as they stand at the start of `t`;
 //! * an edge at `t` is stamped `t` and snapshots the counters as they stand at the start of
-//!   `t` (pulses and live time of cycle `t` itself are not in it);
+//!   `t` (pulses and live time of cycle `t` itself are not in it); on a period event's cycle it
+//!   joins that event (one event per cycle: the new levels, flag `PERIOD`, one seq);
 //! * a command executing at `t` reads the state at the start of `t`; a counter reset it makes
 //!   zeroes the counters such that the pulses and live time of cycle `t` count after the reset;
+//!   a `PERIOD` write starts the timer at `t` (its start event joins a period event of `t`);
 //! * the pulses and the live tick of cycle `t` are added when time moves past `t`.
 //!
-//! The model does not decide between an edge and a command in the very same cycle; the test
-//! vectors keep them apart, and the firmware cannot tell.
+//! The model does not decide between an edge or a period event and a command in the very same
+//! cycle (other than a `PERIOD` write); the test vectors keep them apart, and the firmware
+//! cannot tell.
 
 use crate::records::{EdgeEvent, Snapshot};
 use crate::regs::{self, reg};
@@ -57,10 +62,13 @@ impl Default for ModelConfig {
 pub struct ModelStats {
     /// SPI transactions served.
     pub transactions: u64,
-    /// Edge events stored in the FIFO.
+    /// Events (edges and period events) stored in the FIFO.
     pub events_stored: u64,
-    /// Edge events dropped because the FIFO was full.
+    /// Events dropped because the FIFO was full.
     pub events_dropped: u64,
+    /// Period timer causes of events (starts and periods), stored, dropped or joined with
+    /// another cause of the same cycle.
+    pub period_events: u64,
     /// Most events ever in the FIFO.
     pub fifo_high_water: u32,
     /// Counter resets written.
@@ -88,6 +96,13 @@ pub struct RefModel {
     status_overrun: bool,
     overrun_count: u32,
     time_hi: u32,
+    /// `PERIOD` as last written (0: the timer is stopped).
+    period: u32,
+    /// Cycle of the next period event while the timer runs.
+    next_period: Option<u64>,
+    /// The event of the latest cycle that made one: (cycle, seq, stored in the FIFO, a period
+    /// event), so that a second cause in the same cycle joins it.
+    last_event: Option<(u64, u32, bool, bool)>,
     /// Per slot: written since the last reset.
     slot_written: Vec<bool>,
     slot_seq: Vec<u32>,
@@ -135,6 +150,9 @@ impl RefModel {
             status_overrun: false,
             overrun_count: 0,
             time_hi: 0,
+            period: 0,
+            next_period: None,
+            last_event: None,
             slot_written: vec![false; depth],
             slot_seq: vec![0; depth],
             slot_live: vec![0; depth],
@@ -163,8 +181,20 @@ impl RefModel {
         self.now
     }
 
-    /// Lets `cycles` cycles pass: the live-time counter counts those with the gate high.
+    /// Lets `cycles` cycles pass: the live-time counter counts those with the gate high. Every
+    /// period event due on the way (the cycle reached included) is made as its cycle is entered.
     pub fn advance(&mut self, cycles: u64) {
+        let end = self.now.saturating_add(cycles);
+        while let Some(t) = self.next_period.filter(|&t| t <= end) {
+            self.pass(t - self.now);
+            self.next_period = Some(t + u64::from(self.period));
+            self.event(regs::EDGE_FLAG_PERIOD);
+        }
+        self.pass(end - self.now);
+    }
+
+    /// Moves the clock `cycles` on, with no event on the way.
+    fn pass(&mut self, cycles: u64) {
         if self.gate {
             // Wrapping modulo 2^COUNTER_BITS: only the low 32 bits of `cycles` matter.
             self.live = self.live.wrapping_add(cycles as u32) & self.mask;
@@ -194,16 +224,42 @@ impl RefModel {
     }
 
     /// Synchronised A/B take the levels `ab` at the current cycle. Any change is one edge
-    /// (legal or not); while capture is on it makes an event and a snapshot. Returns true when
-    /// an edge was captured.
+    /// (legal or not); while capture is on it makes an event and a snapshot (or joins the
+    /// period event of this cycle). Returns true when an edge was captured.
     pub fn set_ab(&mut self, ab: u8) -> bool {
         let ab = ab & regs::AB_MASK;
         if ab == self.ab {
             return false;
         }
         self.ab = ab;
+        self.event(0)
+    }
+
+    /// Makes the event of the current cycle with `flags` (while capture is on): a sequence
+    /// number, a snapshot and a FIFO entry (or a drop); a cycle that already has its event
+    /// adds the flags and the current levels to it instead. Returns true when captured.
+    fn event(&mut self, flags: u8) -> bool {
         if !self.enable {
             return false;
+        }
+        if flags & regs::EDGE_FLAG_PERIOD != 0 {
+            self.stats.period_events += 1;
+        }
+        // Two A/B changes in one cycle cannot happen on hardware (the levels are sampled once a
+        // cycle); tests that make them get two events, as before the period timer.
+        if let Some((cycle, seq, stored, period)) = self.last_event
+            && cycle == self.now
+            && (period || flags & regs::EDGE_FLAG_PERIOD != 0)
+        {
+            if stored
+                && let Some(back) = self.fifo.back_mut()
+                && back.seq == seq
+                && back.timestamp == cycle
+            {
+                back.ab = self.ab;
+                back.flags |= flags;
+            }
+            return true;
         }
         let seq = self.seq;
         self.seq = seq.wrapping_add(1);
@@ -217,9 +273,10 @@ impl RefModel {
             self.status_overrun = true;
             self.overrun_count = self.overrun_count.wrapping_add(1);
             self.stats.events_dropped += 1;
+            self.last_event = Some((self.now, seq, false, flags != 0));
             return true;
         }
-        let flags = if std::mem::take(&mut self.overrun_pending) {
+        let overrun = if std::mem::take(&mut self.overrun_pending) {
             regs::EDGE_FLAG_OVERRUN
         } else {
             0
@@ -227,9 +284,10 @@ impl RefModel {
         self.fifo.push_back(EdgeEvent {
             timestamp: self.now,
             seq,
-            ab,
-            flags,
+            ab: self.ab,
+            flags: flags | overrun,
         });
+        self.last_event = Some((self.now, seq, true, flags != 0));
         self.stats.events_stored += 1;
         self.stats.fifo_high_water = self.stats.fifo_high_water.max(self.fifo.len() as u32);
         true
@@ -285,15 +343,21 @@ impl RefModel {
                 self.now as u32
             }
             reg::TIME_HI => self.time_hi,
+            reg::PERIOD => self.period,
             _ => 0,
         }
     }
 
-    /// Writes a register: only `CONTROL` is writable; other addresses are ignored.
+    /// Writes a register: `CONTROL` and `PERIOD` are writable; other addresses are ignored.
     pub fn write_reg(&mut self, addr: u8, value: u32) {
-        if addr != reg::CONTROL {
-            return;
+        match addr {
+            reg::CONTROL => self.write_control(value),
+            reg::PERIOD => self.write_period(value),
+            _ => {}
         }
+    }
+
+    fn write_control(&mut self, value: u32) {
         if value & regs::CONTROL_RESET != 0 {
             self.seq = 0;
             self.live = 0;
@@ -301,16 +365,43 @@ impl RefModel {
             self.slot_written.iter_mut().for_each(|w| *w = false);
             self.overrun_count = 0;
             self.overrun_pending = false;
+            self.period = 0;
+            self.next_period = None;
+            self.last_event = None;
             self.stats.resets += 1;
         }
         if value & regs::CONTROL_CLEAR_FIFO != 0 {
             self.fifo.clear();
             self.overrun_pending = false;
+            self.last_event = None;
         }
         self.enable = value & regs::CONTROL_ENABLE != 0;
     }
 
-    /// The READ_SNAPSHOT response for edge `seq` into `out` (≥ `snapshot_len(n)` bytes).
+    /// `PERIOD` = `value` at the current cycle: 0 stops the timer (a period event already made
+    /// this cycle stays); anything else starts it here, with a start event now and a period
+    /// event every `value` cycles from now on.
+    fn write_period(&mut self, value: u32) {
+        self.period = value;
+        if value == 0 {
+            self.next_period = None;
+            return;
+        }
+        self.next_period = Some(self.now + u64::from(value));
+        self.event(regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START);
+    }
+
+    /// `PERIOD` as last written (0: stopped).
+    pub fn period(&self) -> u32 {
+        self.period
+    }
+
+    /// Cycle of the next period event while the timer runs.
+    pub fn next_period(&self) -> Option<u64> {
+        self.next_period
+    }
+
+    /// The READ_SNAPSHOT response for event `seq` into `out` (≥ `snapshot_len(n)` bytes).
     fn snapshot(&self, seq: u32, out: &mut [u8]) -> usize {
         let slot = seq as usize & (self.depth - 1);
         let stored = self.slot_seq[slot];

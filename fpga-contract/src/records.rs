@@ -1,19 +1,21 @@
-//! The two records the FPGA sends: the 14-byte edge event of a READ_EDGES response and the
+//! The two records the FPGA sends: the 14-byte event (an edge, a period event of the period
+//! timer, or both on one cycle) of a READ_EDGES response and the
 //! snapshot response of READ_SNAPSHOT, with their encoders (FPGA models) and decoders (the
 //! firmware's driver). Layouts are in FPGA.md §Commands.
 
 use crate::regs::{self, EDGE_EVENT_LEN, MAX_N_CHANNELS};
 
-/// One edge event as popped from the FPGA's edge FIFO.
+/// One event as popped from the FPGA's event FIFO: an edge, a period event, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EdgeEvent {
-    /// FPGA clock cycle at which the new A/B levels were sampled.
+    /// FPGA clock cycle of the event (at an edge: when the new A/B levels were sampled).
     pub timestamp: u64,
-    /// Edge sequence number (lost events consume numbers too).
+    /// Event sequence number (lost events consume numbers too).
     pub seq: u32,
-    /// New levels: bit 0 = A, bit 1 = B.
+    /// A/B levels at that cycle (an edge's new levels): bit 0 = A, bit 1 = B.
     pub ab: u8,
-    /// [`regs::EDGE_FLAG_OVERRUN`] and future flags.
+    /// [`regs::EDGE_FLAG_OVERRUN`], [`regs::EDGE_FLAG_PERIOD`],
+    /// [`regs::EDGE_FLAG_PERIOD_START`].
     pub flags: u8,
 }
 
@@ -41,6 +43,18 @@ impl EdgeEvent {
     /// True when events were lost just before this one.
     pub fn overrun(&self) -> bool {
         self.flags & regs::EDGE_FLAG_OVERRUN != 0
+    }
+
+    /// True when a period event of the period timer falls on this event's cycle (its start
+    /// included).
+    pub fn period(&self) -> bool {
+        self.flags & regs::EDGE_FLAG_PERIOD != 0
+    }
+
+    /// True for the period timer's start event (period 0: the arm tick).
+    pub fn period_start(&self) -> bool {
+        self.flags & (regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START)
+            == regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START
     }
 }
 
@@ -110,6 +124,7 @@ mod tests {
         );
         assert_eq!(EdgeEvent::from_bytes(&b), e);
         assert!(e.overrun());
+        assert!(!e.period() && !e.period_start());
         let mut junk = b;
         junk[12] = 0xFE;
         assert_eq!(
@@ -117,6 +132,21 @@ mod tests {
             2,
             "bits above A/B are ignored"
         );
+    }
+
+    #[test]
+    fn period_flags_are_told_apart() {
+        let ev = |flags| EdgeEvent {
+            flags,
+            ..EdgeEvent::default()
+        };
+        let start = ev(regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START);
+        assert!(start.period() && start.period_start());
+        let tick = ev(regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_OVERRUN);
+        assert!(tick.period() && !tick.period_start() && tick.overrun());
+        // START without PERIOD is no period event at all.
+        let stray = ev(regs::EDGE_FLAG_PERIOD_START);
+        assert!(!stray.period() && !stray.period_start());
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! number (modulo `SNAPSHOT_DEPTH`). The firmware decodes the edges, decides in software which
 //! edge crossed a preset, and reads that edge's snapshot: bins end exactly on the encoder edge,
 //! whatever the software latency, as long as the firmware stays within `SNAPSHOT_DEPTH` edges.
+//! A period timer ([`reg::PERIOD`]) puts *period events* into the same FIFO, with a snapshot
+//! each, for time-based triggering; a cycle makes at most one event (an edge on a period
+//! event's cycle is that event, flagged [`EDGE_FLAG_PERIOD`]).
 
 /// Command byte: read a 32-bit register. Header `[CMD_READ_REG, addr]`, response 4 bytes.
 pub const CMD_READ_REG: u8 = 0x01;
@@ -28,15 +31,24 @@ pub const CMD_READ_SNAPSHOT: u8 = 0x04;
 pub const EDGE_EVENT_LEN: usize = 14;
 /// Edge-event flag: events were lost (FIFO overrun) just before this one.
 pub const EDGE_FLAG_OVERRUN: u8 = 0x01;
+/// Edge-event flag: a period event of the period timer falls on this event's cycle (with or
+/// without an edge).
+pub const EDGE_FLAG_PERIOD: u8 = 0x02;
+/// Edge-event flag, with [`EDGE_FLAG_PERIOD`]: the period timer started on this cycle (a
+/// `PERIOD` write); its snapshot starts the first period.
+pub const EDGE_FLAG_PERIOD_START: u8 = 0x04;
 /// Most edge events one `CMD_READ_EDGES` may ask for.
 pub const MAX_EDGES_PER_READ: usize = 256;
+
+/// Header bytes of a WRITE_REG command.
+pub const CMD_WRITE_REG_HEADER: usize = 6;
 
 /// Header bytes of command `cmd` (the command byte included), or `None` for an unknown command
 /// byte (the FPGA ignores the rest of such a transaction and answers `00`).
 pub const fn header_len(cmd: u8) -> Option<usize> {
     match cmd {
         CMD_READ_REG => Some(2),
-        CMD_WRITE_REG => Some(6),
+        CMD_WRITE_REG => Some(CMD_WRITE_REG_HEADER),
         CMD_READ_EDGES => Some(3),
         CMD_READ_SNAPSHOT => Some(5),
         _ => None,
@@ -94,19 +106,30 @@ pub mod reg {
     pub const TIME_LO: u8 = 0x0D;
     /// Read-only: clock, high 32 bits as latched by the last `TIME_LO` read.
     pub const TIME_HI: u8 = 0x0E;
+    /// Read/write: period timer, clock cycles. Writing P ≠ 0 starts it (a start event on the
+    /// write's cycle, then a period event every P cycles), 0 stops it; reads the value last
+    /// written (0 after a reset). Designs of minor version ≥ [`PERIOD_MINOR`].
+    pub const PERIOD: u8 = 0x0F;
 }
 
 /// Value of [`reg::ID`]: ASCII "FLYS".
 pub const ID_MAGIC: u32 = 0x464C_5953;
 /// Design version this contract describes, as [`reg::VERSION`] holds it: major << 16 | minor.
-pub const VERSION: u32 = version(1, 0);
+pub const VERSION: u32 = version(1, PERIOD_MINOR);
+/// First minor version (of major 1) with the period timer ([`reg::PERIOD`]); 1.0 designs
+/// ignore the register, so a firmware must not offer time mode on them.
+pub const PERIOD_MINOR: u16 = 1;
+/// True when a design of version `version` (as [`reg::VERSION`] holds it) has the period timer.
+pub const fn has_period_timer(version: u32) -> bool {
+    version >> 16 == 1 && (version & 0xFFFF) >= PERIOD_MINOR as u32
+}
 /// Packs a design version the way [`reg::VERSION`] holds it.
 pub const fn version(major: u16, minor: u16) -> u32 {
     (major as u32) << 16 | minor as u32
 }
 /// `CONTROL` bit: capture enable.
 pub const CONTROL_ENABLE: u32 = 0x1;
-/// `CONTROL` bit: reset counters and edge sequence.
+/// `CONTROL` bit: reset counters and event sequence, stop the period timer.
 pub const CONTROL_RESET: u32 = 0x2;
 /// `CONTROL` bit: clear the edge FIFO.
 pub const CONTROL_CLEAR_FIFO: u32 = 0x4;

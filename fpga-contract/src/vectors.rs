@@ -7,7 +7,10 @@
 //! [`INPUT_LATENCY`] cycles earlier. An SPI step starts at its cycle and clocks its bytes with
 //! [`SpiTiming`]; the command executes [`SPI_EXEC_LATENCY`] cycles after the SCLK rising edge
 //! of the header's last bit, which is where the model runs it. The builder keeps every other
-//! step out of a transaction's window, so the two can only disagree where the gateware is wrong.
+//! step out of a transaction's window, so the two can only disagree where the gateware is wrong;
+//! period events, which the design makes on its own, are kept out the same way by starting a
+//! transaction after the period event it would overlap (or, where a test wants a command on a
+//! period event's cycle, by [`Builder::spi_executing_at`]).
 //!
 //! File format (`gateware/vectors/NAME.jsonl`), one JSON object per line: a `header` line with
 //! the geometry and timing, then steps `{"at":C,"ab":N}`, `{"at":C,"pulse":MASK}` (one pulse
@@ -278,12 +281,71 @@ impl Builder {
         self
     }
 
-    /// One transaction starting at the cursor (after the stimulus queued there has settled);
-    /// returns the bytes the model answered. The cursor moves past its `CS_N` high gap.
+    /// Lets time pass up to cycle `at` (the cursor never goes back).
+    pub fn wait_until(&mut self, at: u64) -> &mut Self {
+        let n = at.saturating_sub(self.cursor);
+        self.wait(n)
+    }
+
+    /// The first cycle from `at` on where a transaction of `len` bytes has no period event in
+    /// its window (`CS_N` low and the gap after it).
+    ///
+    /// # Panics
+    /// When the running period is no longer than such a window (a vector set built that way
+    /// could not keep the two apart).
+    fn clear_of_period_events(&self, at: u64, len: usize) -> u64 {
+        let (Some(next), period) = (self.model.next_period(), u64::from(self.model.period()))
+        else {
+            return at;
+        };
+        let t = self.set.timing;
+        let window = t.duration(len) + t.gap;
+        assert!(
+            period > window + 1,
+            "a period of {period} cycles cannot clear a {window}-cycle transaction"
+        );
+        // The first period event at or after `at`.
+        let first = if next >= at {
+            next
+        } else {
+            next + (at - next).div_ceil(period) * period
+        };
+        if first <= at + window { first + 1 } else { at }
+    }
+
+    /// One transaction starting at the cursor (after the stimulus queued there has settled, and
+    /// after a period event its window would overlap); returns the bytes the model answered.
+    /// The cursor moves past its `CS_N` high gap.
     pub fn spi(&mut self, mosi: &[u8]) -> Vec<u8> {
         // Stimulus at the cursor must not share a cycle with the transaction's window.
         self.wait(INPUT_LATENCY + 1);
-        let at = self.cursor;
+        let at = self.clear_of_period_events(self.cursor, mosi.len());
+        self.transact(at, mosi)
+    }
+
+    /// One transaction whose command executes on cycle `exec` (a `PERIOD` write on a period
+    /// event's cycle); the cursor moves past its gap.
+    ///
+    /// # Panics
+    /// When `mosi` holds no complete header, or `exec` is too soon for the stimulus queued at
+    /// the cursor to settle first.
+    pub fn spi_executing_at(&mut self, exec: u64, mosi: &[u8]) -> Vec<u8> {
+        self.wait(INPUT_LATENCY + 1);
+        let h = mosi
+            .first()
+            .and_then(|&c| regs::header_len(c))
+            .filter(|&h| mosi.len() >= h)
+            .expect("a complete header");
+        let at = exec
+            .checked_sub(self.set.timing.exec(h))
+            .filter(|&at| at >= self.cursor)
+            .expect("the transaction starts after the cursor");
+        self.transact(at, mosi)
+    }
+
+    /// One transaction with `CS_N` falling at cycle `at` (≥ the cursor).
+    fn transact(&mut self, at: u64, mosi: &[u8]) -> Vec<u8> {
+        self.cursor = at;
         let t = self.set.timing;
         let complete = mosi
             .first()
@@ -315,6 +377,12 @@ impl Builder {
     pub fn write_reg(&mut self, addr: u8, value: u32) {
         let v = value.to_le_bytes();
         self.spi(&[regs::CMD_WRITE_REG, addr, v[0], v[1], v[2], v[3]]);
+    }
+
+    /// WRITE_REG `addr` = `value`, executing on cycle `exec`.
+    pub fn write_reg_executing_at(&mut self, exec: u64, addr: u8, value: u32) {
+        let v = value.to_le_bytes();
+        self.spi_executing_at(exec, &[regs::CMD_WRITE_REG, addr, v[0], v[1], v[2], v[3]]);
     }
 
     /// READ_EDGES of `n` events, all slots clocked; returns the response after the header.
@@ -351,6 +419,24 @@ impl Builder {
         self.write_reg(reg::CONTROL, regs::CONTROL_ENABLE);
         self.read_reg(reg::AB_NOW);
         self.read_reg(reg::STATUS);
+    }
+
+    /// The cycle the next step happens at.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The first period event of the running timer on which a command of `header_len` header
+    /// bytes, started after the stimulus at the cursor, can execute.
+    pub fn period_event_for_command(&self, header_len: usize) -> Option<u64> {
+        let next = self.model.next_period()?;
+        let period = u64::from(self.model.period());
+        let earliest = self.cursor + INPUT_LATENCY + 1 + self.set.timing.exec(header_len);
+        Some(if next >= earliest {
+            next
+        } else {
+            next + (earliest - next).div_ceil(period) * period
+        })
     }
 
     /// The model, to ask what it holds.
@@ -564,6 +650,76 @@ fn aborted() -> VectorSet {
     b.finish()
 }
 
+/// The period timer: its start event (a snapshot of the counters at the arm), an edge inside a
+/// period, an edge and a detector pulse on a period event's cycle (one event: the new levels,
+/// flag `PERIOD`; the pulse belongs to the next period), `PERIOD` read back, a restart written
+/// on a period event's cycle (one event, both flags), the gate closed for part of a period,
+/// capture off for two periods (no events, the phase kept), period events dropped on a full
+/// FIFO (seq gap, `OVERRUN`, snapshots still written), a stop written on a period event's cycle
+/// (that event still made), and a reset stopping a running timer.
+fn period() -> VectorSet {
+    let mut b = Builder::new("period", small(2, 16, 8, 16), 0, SpiTiming::FAST);
+    b.reset_sequence();
+    b.pulses(0b01, 3);
+    b.write_reg(reg::PERIOD, 3000);
+    let first = b.model().next_period().expect("the timer runs");
+    b.pulses(0b10, 4);
+    b.step(1).wait(10);
+    b.pulses(0b11, 5);
+    b.wait_until(first);
+    b.step(1).pulse(0b01).wait(5);
+    b.read_reg(reg::PERIOD);
+    b.read_edges(2);
+    b.read_edges(2);
+    for seq in 0..4 {
+        b.read_snapshot(seq);
+    }
+    // Restart on the cycle of a period event of the running timer.
+    let due = b.period_event_for_command(6).expect("the timer runs");
+    b.write_reg_executing_at(due, reg::PERIOD, 2600);
+    b.pulses(0b01, 7);
+    b.gate(false).wait(500);
+    b.gate(true).wait(1);
+    b.read_edges(2);
+    b.read_edges(2);
+    for seq in 4..7 {
+        b.read_snapshot(seq);
+    }
+    // Capture off for two periods: the timer keeps its phase but makes no events.
+    b.write_reg(reg::CONTROL, 0);
+    let off = b.model().next_period().expect("the timer runs");
+    b.wait_until(off + 2 * 2600 + 10);
+    b.write_reg(reg::CONTROL, regs::CONTROL_ENABLE);
+    b.read_reg(reg::EDGE_FIFO_LEVEL);
+    // Eleven periods with nothing read: the eight-event FIFO fills and drops the rest.
+    let now = b.cursor();
+    b.wait_until(now + 11 * 2600);
+    b.read_reg(reg::EDGE_FIFO_LEVEL);
+    b.read_reg(reg::OVERRUN_COUNT);
+    b.read_reg(reg::STATUS);
+    b.read_edges(2);
+    b.read_edges(2);
+    // Stop on the cycle of a period event: that event is still made.
+    let due = b.period_event_for_command(6).expect("the timer runs");
+    b.write_reg_executing_at(due, reg::PERIOD, 0);
+    b.read_reg(reg::PERIOD);
+    for _ in 0..4 {
+        b.read_edges(2);
+    }
+    for seq in 0..16 {
+        b.read_snapshot(seq);
+    }
+    // A reset stops a running timer.
+    b.write_reg(reg::PERIOD, 2600);
+    b.write_reg(reg::CONTROL, regs::CONTROL_RESET | regs::CONTROL_ENABLE);
+    b.read_reg(reg::PERIOD);
+    let now = b.cursor();
+    b.wait_until(now + 3 * 2600);
+    b.read_reg(reg::EDGE_FIFO_LEVEL);
+    b.read_edges(2);
+    b.finish()
+}
+
 /// Every vector set, in file order.
 pub fn all() -> Vec<VectorSet> {
     std::vec![
@@ -574,5 +730,6 @@ pub fn all() -> Vec<VectorSet> {
         snapshot_overwrite(),
         counter_wrap(),
         aborted(),
+        period(),
     ]
 }

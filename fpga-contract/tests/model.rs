@@ -212,3 +212,154 @@ fn the_embedded_hal_views_serve_the_firmware_shapes_only() {
     );
     assert_eq!(model.transactions(), 2);
 }
+
+fn write_period(m: &mut RefModel, p: u32) {
+    let v = p.to_le_bytes();
+    let miso = m.exchange_vec(&[regs::CMD_WRITE_REG, reg::PERIOD, v[0], v[1], v[2], v[3]]);
+    assert_eq!(miso, [0; 6]);
+}
+
+#[test]
+fn the_period_timer_makes_a_start_event_then_one_every_period() {
+    let mut m = started(cfg(16, 16, 32));
+    m.advance(40);
+    m.count(0, 2);
+    m.advance(10);
+    write_period(&mut m, 25);
+    assert_eq!(m.read_reg(reg::PERIOD), 25);
+    // One pulse in each of the first periods' cycles 51, 76, 101.
+    for at in [51, 76, 101] {
+        m.advance_to(at);
+        m.count(1, 1);
+    }
+    m.advance_to(110);
+    let (count, evs) = edges(&mut m, 8, regs::read_edges_len(8));
+    assert_eq!(count, 3, "{evs:?}");
+    let flags: Vec<u8> = evs.iter().map(|e| e.flags).collect();
+    assert_eq!(
+        flags,
+        [
+            regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START,
+            regs::EDGE_FLAG_PERIOD,
+            regs::EDGE_FLAG_PERIOD,
+        ]
+    );
+    let ticks: Vec<u64> = evs.iter().map(|e| e.timestamp).collect();
+    assert_eq!(ticks, [50, 75, 100], "arm + k × period");
+    assert!(evs[0].period_start() && !evs[1].period_start());
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
+    // Snapshots at the start of each period's cycle: live since the reset, counts before it.
+    let snaps: Vec<(u32, [u32; 2])> = (0..3)
+        .map(|q| {
+            let s = snapshot(&mut m, q);
+            assert!(s.valid);
+            (s.live, [s.counts[0], s.counts[1]])
+        })
+        .collect();
+    assert_eq!(
+        snaps,
+        [(50, [2, 0]), (75, [2, 1]), (100, [2, 2])],
+        "the pulse of cycle 76 is period 2's, that of cycle 101 period 3's"
+    );
+}
+
+#[test]
+fn an_edge_on_a_period_events_cycle_is_that_event() {
+    let mut m = started(cfg(16, 16, 32));
+    write_period(&mut m, 10);
+    m.advance(10);
+    assert!(m.set_ab(1), "the edge is captured");
+    m.count(0, 1);
+    m.advance(3);
+    m.set_ab(3);
+    let (_, evs) = edges(&mut m, 8, regs::read_edges_len(8));
+    assert_eq!(
+        evs.len(),
+        3,
+        "start, period 1 with the edge, a lone edge: {evs:?}"
+    );
+    assert_eq!(
+        (evs[1].timestamp, evs[1].seq, evs[1].ab, evs[1].flags),
+        (10, 1, 1, regs::EDGE_FLAG_PERIOD),
+        "one event: the new levels, flag PERIOD, one seq"
+    );
+    assert_eq!((evs[2].seq, evs[2].flags), (2, 0));
+    // A period event without an edge carries the levels as they are.
+    m.advance(10);
+    let (_, evs) = edges(&mut m, 8, regs::read_edges_len(8));
+    assert_eq!((evs[0].timestamp, evs[0].ab), (20, 3));
+    assert_eq!(
+        snapshot(&mut m, 1).counts[0],
+        0,
+        "the pulse of the edge's cycle is next"
+    );
+}
+
+#[test]
+fn stop_restart_capture_off_and_reset() {
+    let mut m = started(cfg(64, 64, 32));
+    write_period(&mut m, 10);
+    m.advance(20);
+    // Stop on a period event's cycle: that event is made, none after.
+    write_period(&mut m, 0);
+    assert_eq!(m.read_reg(reg::PERIOD), 0);
+    m.advance(100);
+    let (_, evs) = edges(&mut m, 16, regs::read_edges_len(16));
+    assert_eq!(
+        evs.iter().map(|e| e.timestamp).collect::<Vec<_>>(),
+        [0, 10, 20]
+    );
+    // Restart on a period event's cycle of a running timer: one event, both flags.
+    write_period(&mut m, 10);
+    m.advance(10);
+    write_period(&mut m, 7);
+    m.advance(7);
+    let (_, evs) = edges(&mut m, 16, regs::read_edges_len(16));
+    let got: Vec<(u64, u8)> = evs.iter().map(|e| (e.timestamp, e.flags)).collect();
+    let start = regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START;
+    assert_eq!(
+        got,
+        [(120, start), (130, start), (137, regs::EDGE_FLAG_PERIOD)]
+    );
+    // Capture off: no events, no seq numbers, but the phase is kept.
+    m.write_reg(reg::CONTROL, 0);
+    m.advance(20);
+    m.write_reg(reg::CONTROL, regs::CONTROL_ENABLE);
+    m.advance(5);
+    let (_, evs) = edges(&mut m, 16, regs::read_edges_len(16));
+    assert_eq!(
+        evs.iter().map(|e| (e.timestamp, e.seq)).collect::<Vec<_>>(),
+        [(158, 6)],
+        "137 + 3 × 7, after the events of 144 and 151 were not made"
+    );
+    // A reset stops the timer.
+    m.write_reg(reg::CONTROL, regs::CONTROL_RESET | regs::CONTROL_ENABLE);
+    assert_eq!(m.read_reg(reg::PERIOD), 0);
+    m.advance(50);
+    assert_eq!(m.fifo_level(), 0);
+}
+
+#[test]
+fn period_events_overrun_like_edges() {
+    let mut m = started(cfg(2, 8, 32));
+    write_period(&mut m, 5);
+    m.advance(20);
+    assert_eq!(m.fifo_level(), 2);
+    assert_eq!(
+        m.read_reg(reg::OVERRUN_COUNT),
+        3,
+        "the events of 10, 15 and 20"
+    );
+    assert_eq!(m.stats().period_events, 5);
+    let (_, evs) = edges(&mut m, 2, regs::read_edges_len(2));
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+    m.advance(5);
+    let (_, evs) = edges(&mut m, 2, regs::read_edges_len(2));
+    assert_eq!((evs[0].seq, evs[0].timestamp), (5, 25));
+    assert!(evs[0].overrun() && evs[0].period());
+    let s = snapshot(&mut m, 3);
+    assert!(
+        s.valid && s.live == 15,
+        "a dropped period event still has its snapshot"
+    );
+}

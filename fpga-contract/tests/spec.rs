@@ -102,6 +102,7 @@ fn register_map_matches_the_constants() {
         ("AB_NOW", reg::AB_NOW, "R"),
         ("TIME_LO", reg::TIME_LO, "R"),
         ("TIME_HI", reg::TIME_HI, "R"),
+        ("PERIOD", reg::PERIOD, "R/W"),
     ];
     let rows = table("### Register map");
     assert_eq!(rows.len(), want.len(), "{rows:?}");
@@ -114,10 +115,19 @@ fn register_map_matches_the_constants() {
     let version = &rows[1][3];
     assert!(version.contains("major << 16"), "{version}");
     assert!(version.contains(&format!("accepts major {}", regs::VERSION >> 16)));
+    assert!(
+        version.contains(&format!(
+            "minor ≥ {} has the period timer",
+            regs::PERIOD_MINOR
+        )) && regs::has_period_timer(regs::VERSION)
+            && !regs::has_period_timer(regs::version(1, 0)),
+        "{version}"
+    );
     let control = &rows[7][3];
     for (bit, what) in [
         (regs::CONTROL_ENABLE, "capture enable"),
         (regs::CONTROL_RESET, "reset counters"),
+        (regs::CONTROL_RESET, "stop the period timer"),
         (regs::CONTROL_CLEAR_FIFO, "clear the edge FIFO"),
     ] {
         let at = control
@@ -178,7 +188,18 @@ fn edge_event_table_matches_the_codec() {
         end = offset + size;
     }
     assert_eq!(end, regs::EDGE_EVENT_LEN);
-    assert!(rows[3][3].contains(&format!("bit {} OVERRUN", 0)) && regs::EDGE_FLAG_OVERRUN == 1);
+    let flags = &rows[3][3];
+    for (bit, name) in [
+        (regs::EDGE_FLAG_OVERRUN, "OVERRUN"),
+        (regs::EDGE_FLAG_PERIOD, "PERIOD"),
+        (regs::EDGE_FLAG_PERIOD_START, "PERIOD_START"),
+    ] {
+        assert!(
+            flags.contains(&format!("bit {} {name}:", bit.trailing_zeros())),
+            "{name}: {flags}"
+        );
+    }
+    assert!(flags.contains("bits 3–7 are 0"), "{flags}");
 }
 
 /// The worked examples of §Commands, run on the reference model.
@@ -260,6 +281,106 @@ fn examples_hold_on_the_reference_model() {
         )),
         "the snapshot length formula"
     );
+}
+
+/// The period timer's worked example (§Period timer) and the `PERIOD` write example of
+/// §Commands, on the reference model.
+#[test]
+fn period_timer_example_holds_on_the_reference_model() {
+    let text = spec();
+    let at = text.find("### Period timer").expect("the section");
+    let section = &text[at..];
+    let block = section
+        .split("```text")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the event listing");
+    let want: Vec<Vec<u8>> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let b = bytes(
+                &l.split_whitespace()
+                    .take(regs::EDGE_EVENT_LEN)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            assert_eq!(b.len(), regs::EDGE_EVENT_LEN, "{l}");
+            b
+        })
+        .collect();
+    assert_eq!(want.len(), 3);
+    // One channel, capture on after the reset sequence at cycle 0, one pulse every 10 cycles.
+    let mut m = RefModel::new(ModelConfig {
+        n_channels: 1,
+        ..ModelConfig::default()
+    });
+    m.write_reg(reg::CONTROL, regs::CONTROL_RESET | regs::CONTROL_CLEAR_FIFO);
+    m.write_reg(reg::CONTROL, regs::CONTROL_ENABLE);
+    let pulse_until = |m: &mut RefModel, end: u64| {
+        while m.now() < end {
+            if m.now().is_multiple_of(10) {
+                m.count(0, 1);
+            }
+            m.advance(1);
+        }
+    };
+    pulse_until(&mut m, 5000);
+    assert!(section.contains("`PERIOD` = 1000 is written so that it executes on cycle 5000"));
+    m.write_reg(reg::PERIOD, 1000);
+    if m.now().is_multiple_of(10) {
+        m.count(0, 1);
+    }
+    m.advance(1);
+    pulse_until(&mut m, 6000);
+    assert!(section.contains(
+        "an edge to A/B =
+`01` is sampled on cycle 6000"
+    ));
+    m.set_ab(0b01);
+    m.count(0, 1);
+    m.advance(1);
+    pulse_until(&mut m, 7500);
+    m.write_reg(reg::PERIOD, 0);
+    pulse_until(&mut m, 9000);
+    let mut mosi = vec![0u8; 3 + regs::read_edges_len(4)];
+    mosi[..3].copy_from_slice(&[regs::CMD_READ_EDGES, 4, 0]);
+    let miso = m.exchange_vec(&mosi);
+    assert_eq!(u16::from_le_bytes([miso[3], miso[4]]), 3);
+    for (i, w) in want.iter().enumerate() {
+        let at = 5 + i * regs::EDGE_EVENT_LEN;
+        assert_eq!(&miso[at..at + regs::EDGE_EVENT_LEN], &w[..], "event {i}");
+    }
+    let mut snap = Snapshot::default();
+    let mut lives = Vec::new();
+    for seq in 0..3u32 {
+        let mut mosi = vec![0u8; 5 + regs::snapshot_len(1)];
+        mosi[0] = regs::CMD_READ_SNAPSHOT;
+        mosi[1..5].copy_from_slice(&seq.to_le_bytes());
+        snap.decode_into(&m.exchange_vec(&mosi)[5..], 1, seq);
+        assert!(snap.valid);
+        lives.push((snap.live, snap.counts[0]));
+    }
+    assert!(section.contains("hold live times 5000, 6000 and 7000"));
+    assert_eq!(
+        lives,
+        [(5000, 500), (6000, 600), (7000, 700)],
+        "period 1: live 1000 and the pulses of cycles 5000 … 5999"
+    );
+
+    // §Commands: "start the period timer at 1000 clocks: write `02 0F E8 03 00 00`".
+    let l = text
+        .lines()
+        .find(|l| l.contains("* start the period timer at 1000 clocks"))
+        .expect("the example");
+    let w = bytes(l.split('`').nth(1).expect("quoted bytes"));
+    let mut m = RefModel::new(ModelConfig::default());
+    m.write_reg(reg::CONTROL, regs::CONTROL_ENABLE);
+    m.advance(7);
+    assert_eq!(m.exchange_vec(&w), vec![0; w.len()]);
+    assert_eq!(m.read_reg(reg::PERIOD), 1000);
+    m.advance(1000);
+    assert_eq!(m.fifo_level(), 2, "the start event and period 1");
 }
 
 #[test]

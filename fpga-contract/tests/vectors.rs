@@ -175,4 +175,56 @@ fn each_set_covers_its_case() {
         &[3, 2],
         "only the completely sent event left the FIFO"
     );
+
+    let s = set("period");
+    let ev = events(&s);
+    let start = regs::EDGE_FLAG_PERIOD | regs::EDGE_FLAG_PERIOD_START;
+    let starts: Vec<&EdgeEvent> = ev.iter().filter(|e| e.period_start()).collect();
+    assert!(
+        starts.len() >= 3,
+        "start, restart and the start before the reset"
+    );
+    let first = starts[0].timestamp;
+    assert!(
+        ev.iter().any(|e| e.flags == start
+            && e.timestamp > first
+            && (e.timestamp - first).is_multiple_of(3000)),
+        "a restart on a period event's cycle is one event with both flags"
+    );
+    assert!(
+        ev.windows(2).any(|w| w[1].flags == regs::EDGE_FLAG_PERIOD
+            && w[1].ab != w[0].ab
+            && (w[1].timestamp - first).is_multiple_of(3000)),
+        "an edge on a period event's cycle is that event"
+    );
+    assert!(
+        ev.windows(2).any(|w| w[0].flags == 0 && w[1].period()),
+        "a lone edge between period events"
+    );
+    assert!(
+        ev.iter().any(|e| e.overrun() && e.period()),
+        "period events dropped on a full FIFO"
+    );
+    assert!(
+        ev.windows(2).any(|w| w[1].seq > w[0].seq + 1),
+        "a gap in seq"
+    );
+    assert_eq!(
+        reg_reads(&s, reg::PERIOD),
+        [3000, 0, 0],
+        "read back, after a stop, after a reset"
+    );
+    let snaps = snapshots(&s);
+    let live = |q: u32| {
+        snaps
+            .iter()
+            .find(|(x, sn)| *x == q && sn.valid)
+            .map(|(_, sn)| sn.live)
+    };
+    assert_eq!(
+        live(2).zip(live(0)).map(|(b, a)| b - a),
+        Some(3000),
+        "the snapshots of the start and of period 1 are one period apart"
+    );
+    assert!(snaps.iter().any(|(_, x)| !x.valid), "overwritten slots");
 }

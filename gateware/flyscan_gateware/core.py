@@ -15,6 +15,7 @@ from . import contract as c
 from .counters import Counters, Timestamp
 from .edge_fifo import EdgeFifo
 from .inputs import EncoderInputs, PulseInputs
+from .period import PeriodTimer
 from .snapshot import SnapshotRam
 from .spi import SpiTarget
 
@@ -86,6 +87,7 @@ class FlyscanCore(wiring.Component):
         m.submodules.fifo = fifo = EdgeFifo(self.fifo_depth)
         m.submodules.snap = snap = SnapshotRam(n, cb, self.snapshot_depth)
         m.submodules.spi = spi = SpiTarget()
+        m.submodules.timer = timer = PeriodTimer()
         m.d.comb += [
             enc.a.eq(self.enc_a),
             enc.b.eq(self.enc_b),
@@ -133,12 +135,31 @@ class FlyscanCore(wiring.Component):
             do_reset.eq(writes_control & hdr[2][1]),
             do_clear.eq(writes_control & hdr[2][2]),
         ]
+        # A PERIOD write: its last value byte is the one arriving, the others are in; whether
+        # it is 0 is decoded here too, so the timer's start comes straight from registers.
+        write_period = Signal()
+        period_value = Signal(32)
+        period_nonzero = Signal()
+        incoming = Cat(hdr[2], hdr[3], hdr[4], spi.rx_byte)
+        m.d.sync += [
+            write_period.eq(complete(c.CMD_WRITE_REG) & (hdr[1] == c.REG_PERIOD)),
+            period_value.eq(incoming),
+            period_nonzero.eq(incoming.any()),
+        ]
+        m.d.comb += [
+            timer.write.eq(write_period),
+            timer.value.eq(period_value),
+            timer.nonzero.eq(period_nonzero),
+            timer.reset.eq(do_reset),
+        ]
 
         # ---- capture: sequence numbers, FIFO, snapshots ----
+        # One event per cycle: an edge, a period event (its start included), or both.
         enable = Signal()
         seq = Signal(32)
         wrapped = Signal()
-        capture = enc.edge & enable
+        period_event = timer.fire | timer.start
+        capture = (enc.edge | period_event) & enable
         with m.If(write_control):
             m.d.sync += enable.eq(control[0])
         with m.If(do_reset):
@@ -155,6 +176,8 @@ class FlyscanCore(wiring.Component):
             fifo.timestamp.eq(ts.value),
             fifo.seq.eq(seq),
             fifo.ab.eq(enc.ab),
+            fifo.period.eq(period_event),
+            fifo.period_start.eq(timer.start),
             fifo.clear.eq(do_clear),
             fifo.reset.eq(do_reset),
             snap.write.eq(capture),
@@ -195,6 +218,7 @@ class FlyscanCore(wiring.Component):
             c.REG_AB_NOW: enc.ab_prev,
             c.REG_TIME_LO: ts.value[:32],
             c.REG_TIME_HI: time_hi,
+            c.REG_PERIOD: timer.period,
         }
         # The address decoded one-hot as its byte arrives (registered a cycle before the read
         # executes): the read is then an AND-OR of registers, short even on an iCE40.
@@ -256,7 +280,9 @@ class FlyscanCore(wiring.Component):
             fifo.peek_ab,
             Const(0, 6),
             fifo.peek_overrun,
-            Const(0, 7),
+            fifo.peek_period,
+            fifo.peek_period_start,
+            Const(0, 5),
         )
         words = Array(
             [snap.slot_seq, snap.slot_live]

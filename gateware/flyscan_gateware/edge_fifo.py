@@ -1,8 +1,9 @@
-"""The edge event FIFO (block RAM) with overrun accounting (FPGA.md §Overrun).
+"""The event FIFO (block RAM) with overrun accounting (FPGA.md §Overrun).
 
-An event is ``timestamp u64 | seq u32 | ab u2 | overrun u1``. When an edge arrives with the FIFO
-full the event is dropped: ``dropped`` strobes, ``overrun_count`` counts it, and the next event
-that is stored carries the overrun flag.
+An event (an edge, a period event, or both in one cycle) is ``timestamp u64 | seq u32 | ab u2 |
+overrun u1 | period u1 | period_start u1``. When an event arrives with the FIFO full it is
+dropped: ``dropped`` strobes, ``overrun_count`` counts it, and the next event that is stored
+carries the overrun flag.
 
 Reading is by address, not by popping: a READ_EDGES sends the events at ``rd_ptr + i`` and pops
 each once its slot has gone out, so the read port can look ahead of the pops. ``peek_*`` show
@@ -16,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 #: Bits of one stored event.
-EVENT_BITS = 64 + 32 + 2 + 1
+EVENT_BITS = 64 + 32 + 2 + 1 + 2
 
 
 class EdgeFifo(wiring.Component):
@@ -30,6 +31,8 @@ class EdgeFifo(wiring.Component):
                 "timestamp": In(64),
                 "seq": In(32),
                 "ab": In(2),
+                "period": In(1),
+                "period_start": In(1),
                 "clear": In(1),
                 "reset": In(1),
                 "pop": In(1),
@@ -39,6 +42,8 @@ class EdgeFifo(wiring.Component):
                 "peek_seq": Out(32),
                 "peek_ab": Out(2),
                 "peek_overrun": Out(1),
+                "peek_period": Out(1),
+                "peek_period_start": Out(1),
                 "level": Out(range(depth + 1)),
                 "dropped": Out(1),
                 "overrun_count": Out(32),
@@ -62,12 +67,26 @@ class EdgeFifo(wiring.Component):
         m.d.comb += [
             wr.addr.eq(wr_ptr),
             wr.data.eq(
-                Cat(self.timestamp, self.seq, self.ab, pending & ~(self.clear | self.reset))
+                Cat(
+                    self.timestamp,
+                    self.seq,
+                    self.ab,
+                    pending & ~(self.clear | self.reset),
+                    self.period,
+                    self.period_start,
+                )
             ),
             wr.en.eq(store),
             rd.addr.eq(self.peek_addr),
             rd.en.eq(1),
-            Cat(self.peek_timestamp, self.peek_seq, self.peek_ab, self.peek_overrun).eq(peek),
+            Cat(
+                self.peek_timestamp,
+                self.peek_seq,
+                self.peek_ab,
+                self.peek_overrun,
+                self.peek_period,
+                self.peek_period_start,
+            ).eq(peek),
             self.dropped.eq(drop),
         ]
         m.d.sync += [

@@ -68,3 +68,13 @@ def test_record_sizes():
     sizes = {"u64": 8, "u32": 4, "u8": 1}
     assert sum(sizes[r[2]] for r in rows) == c.EDGE_EVENT_LEN
     assert c.snapshot_len(2) == 17
+
+
+def test_event_flags_and_version():
+    flags = {r[1]: r[3] for r in table("Edge event slot")}["flags"]
+    for bit, name in [(c.EDGE_FLAG_OVERRUN, "OVERRUN"), (c.EDGE_FLAG_PERIOD, "PERIOD"),
+                      (c.EDGE_FLAG_PERIOD_START, "PERIOD_START")]:
+        assert f"bit {bit.bit_length() - 1} {name}:" in flags, name
+    version = {r[1]: r[3] for r in table("### Register map")}["VERSION"]
+    assert f"minor ≥ {c.PERIOD_MINOR} has the period timer" in version
+    assert c.VERSION == 1 << 16 | c.PERIOD_MINOR

@@ -30,7 +30,7 @@ def test_identity_and_geometry_registers():
 
     run(dut, bench)
     assert vals == {
-        "id": 0x464C5953, "version": 0x10000, "clock": 50_000_000, "n": 2, "bits": 16,
+        "id": 0x464C5953, "version": 0x10001, "clock": 50_000_000, "n": 2, "bits": 16,
         "fifo": 8, "snap": 8, "unknown": 0,
         # "FLYS" little-endian after the 2 header bytes, then 00 past the response.
         "raw": bytes([0, 0, 0x53, 0x59, 0x4C, 0x46, 0, 0]),
@@ -135,3 +135,51 @@ def test_miso_is_released_outside_a_transaction_and_cut_reads_keep_events():
     assert out["oe_idle"] == 0
     assert out["level"] == 2
     assert out["seqs"] == [1, 2]
+
+
+def test_period_events_through_spi():
+    """PERIOD written over SPI: a start event, then one event every period with a snapshot of
+    the counters at its cycle, an edge on a period event's cycle joining it; a stop ends them."""
+    dut = design(fifo_depth=64, snapshot_depth=64)
+    host = SpiHost(dut)
+    out = {}
+    period = 400
+
+    async def bench(ctx):
+        await host.write_reg(ctx, c.REG_CONTROL, c.CONTROL_RESET | c.CONTROL_CLEAR_FIFO)
+        await host.write_reg(ctx, c.REG_CONTROL, c.CONTROL_ENABLE)
+        await host.write_reg(ctx, c.REG_PERIOD, period)
+        out["period"] = await host.read_reg(ctx, c.REG_PERIOD)
+        # A pulse on channel 0 every 4 cycles over periods 2 to 4 (and more).
+        for _ in range(600):
+            ctx.set(dut.det, 0b01)
+            await ctx.tick()
+            ctx.set(dut.det, 0)
+            await ctx.tick().repeat(3)
+        r = await host.transaction(ctx, bytes([0x03, 8, 0]) + bytes(2 + 8 * 14))
+        count = struct.unpack("<H", r[3:5])[0]
+        out["events"] = [struct.unpack("<QIBB", r[5 + 14 * i:19 + 14 * i]) for i in range(count)]
+        out["snaps"] = []
+        for seq in range(2, 5):
+            s = await host.transaction(ctx, bytes([0x04, seq, 0, 0, 0]) + bytes(17))
+            out["snaps"].append(struct.unpack("<BIIII", s[5:]))
+        await host.write_reg(ctx, c.REG_PERIOD, 0)
+        out["stopped"] = await host.read_reg(ctx, c.REG_PERIOD)
+        level = await host.read_reg(ctx, c.REG_EDGE_FIFO_LEVEL)
+        await ctx.tick().repeat(3 * period)
+        out["new"] = await host.read_reg(ctx, c.REG_EDGE_FIFO_LEVEL) - level
+
+    run(dut, bench)
+    assert out["period"] == period and out["stopped"] == 0
+    ev = out["events"]
+    assert len(ev) >= 4, ev
+    assert [e[3] for e in ev] == [c.EDGE_FLAG_PERIOD | c.EDGE_FLAG_PERIOD_START] + [
+        c.EDGE_FLAG_PERIOD] * (len(ev) - 1)
+    assert [e[1] for e in ev] == list(range(len(ev)))
+    assert all(b[0] - a[0] == period for a, b in zip(ev, ev[1:])), "one event every period"
+    assert all(e[2] == 0 for e in ev), "the levels as they are"
+    (v0, q0, live0, n0, _), (v1, q1, live1, n1, _), (v2, q2, live2, n2, _) = out["snaps"]
+    assert (v0, v1, v2, q0, q1, q2) == (1, 1, 1, 2, 3, 4)
+    assert live1 - live0 == period and live2 - live1 == period, "the gate is high"
+    assert n1 - n0 == period // 4 and n2 - n1 == period // 4, "a pulse every 4 cycles"
+    assert out["new"] == 0, "no event after the stop"

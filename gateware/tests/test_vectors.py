@@ -14,7 +14,7 @@ VECTORS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "vector
 def test_there_are_vectors():
     names = {os.path.basename(p) for p in VECTORS}
     for want in ["edges", "simultaneous_ab", "fifo_overrun", "snapshot_overwrite",
-                 "counter_wrap", "aborted", "registers"]:
+                 "counter_wrap", "aborted", "registers", "period"]:
         assert f"{want}.jsonl" in names
 
 

@@ -6,8 +6,16 @@
 //! when the synchronised A/B change and how many detector pulses fall between two observations.
 //!
 //! Time is explicit: [`FpgaModel::advance_to`] moves the clock and produces every edge up to
-//! then; SPI accesses act at the current clock. Detector pulses are drawn only at edges and at
-//! counter resets, so the numbers do not depend on how often the model is advanced.
+//! then; SPI accesses act at the current clock. Detector pulses are drawn only at edges, at
+//! counter resets and (time mode) at the ends of the period timer's periods, so the numbers do
+//! not depend on how often the model is advanced.
+//!
+//! Time mode: the register level runs its own period timer from the firmware's `PERIOD` write
+//! (FPGA.md *Period timer*). The physics learns the write's tick (the arm) from the register
+//! level and ends a period every scan period from there: it draws the pulses up to each period
+//! end before the register level reaches it, and reports the period to the truth. It takes the
+//! period from the scan, not from the write, so a firmware that programmed another period gets
+//! snapshots at other ticks than the truth's and fails the comparison.
 //!
 //! [`SpiHandle`] and [`DrdyHandle`] expose a shared model as embedded-hal 1.0 `SpiDevice` and
 //! `InputPin`, so the firmware's own driver runs against it unchanged.
@@ -71,6 +79,10 @@ pub trait Registers: Send + std::fmt::Debug {
     /// The cycle a transaction of `len` bytes starting now will end at, for a register level
     /// whose transactions take clock time (the RTL); `None` when they take none.
     fn transaction_end(&self, len: usize) -> Option<u64>;
+    /// The cycle a command of `header_len` header bytes, in a transaction starting now,
+    /// executes at, for a register level whose transactions take clock time (the RTL); `None`
+    /// when it executes at the current clock.
+    fn execution_tick(&self, header_len: usize) -> Option<u64>;
     /// The clock cycle a register level that simulates cycles has reached (`None` for one
     /// whose time is only what it is told).
     fn cycle(&self) -> Option<u64>;
@@ -127,6 +139,10 @@ impl Registers for ModelRegisters {
         None
     }
 
+    fn execution_tick(&self, _header_len: usize) -> Option<u64> {
+        None
+    }
+
     fn cycle(&self) -> Option<u64> {
         None
     }
@@ -155,6 +171,8 @@ pub struct FpgaModel {
     failure: Option<String>,
     /// How a register level that simulates clock cycles is driven (zero for the model).
     pacing: Pacing,
+    /// Time mode while the period timer runs: (tick of the next period end, the period).
+    periods: Option<(u64, u64)>,
     truth: Reference,
 }
 
@@ -200,6 +218,7 @@ impl FpgaModel {
             regs,
             failure: None,
             pacing,
+            periods: None,
             truth,
         }
     }
@@ -314,9 +333,30 @@ impl FpgaModel {
         self.observed = tick;
     }
 
-    /// Produces every edge up to `tick`: to the truth, and to the register level.
+    /// Ends the periods of the period timer before `until` (and at `until` itself when
+    /// `inclusive`): the pulses up to each end go to the register level before it, and the end
+    /// to the truth.
+    fn periods_to(&mut self, until: u64, inclusive: bool) {
+        while let Some((end, period)) = self.periods
+            && (end < until || (inclusive && end == until))
+        {
+            // Pulses before the last observation were handed over already (or dropped by a
+            // reset): only the rest is drawn here.
+            if end > self.observed {
+                self.observe(end, Some(end));
+            }
+            self.truth
+                .period_end(end, self.counters.totals(), self.true_count);
+            self.periods = Some((end + period, period));
+        }
+    }
+
+    /// Produces every edge up to `tick` (and the period ends between them): to the truth, and
+    /// to the register level.
     fn physics_to(&mut self, tick: u64) {
         while let Some(e) = self.encoder.next_visible(tick) {
+            // A period ending on the edge's own tick is the FPGA's same event, with the edge in.
+            self.periods_to(e.tick, false);
             self.observe(e.tick, Some(e.tick));
             self.true_count = e.true_count;
             self.ab = e.ab;
@@ -326,7 +366,9 @@ impl FpgaModel {
                 let r = self.regs.edge(e.tick, e.ab);
                 self.check(r);
             }
+            self.periods_to(e.tick, true);
         }
+        self.periods_to(tick, true);
     }
 
     /// Moves the clock to `tick` (never backwards; once the motion runs, at most the pacing's
@@ -350,6 +392,28 @@ impl FpgaModel {
         }
     }
 
+    /// The firmware writes `PERIOD` = `value`, executing at tick `at`: the period timer starts
+    /// there (the arm: the first bin starts at `at`) or stops.
+    fn period_written(&mut self, at: u64, value: u32) {
+        let Some(period) = self.truth.period() else {
+            // Not a time-mode scan: no period is the truth's, the physics ends none.
+            return;
+        };
+        if value == 0 {
+            self.periods = None;
+            self.truth.timer_stopped();
+            return;
+        }
+        // Period ends before the restart belong to the old timer.
+        self.periods_to(at, false);
+        if at > self.observed {
+            // The pulses before the arm count before the start event's snapshot.
+            self.observe(at, Some(at));
+        }
+        self.truth.timer_started(at, self.counters.totals());
+        self.periods = Some((at + period, period));
+    }
+
     /// Runs one SPI transaction given as the bytes written on MOSI (reads clock out 0x00);
     /// returns the MISO bytes, one per MOSI byte. A counter reset in it is also the moment the
     /// physics' detector totals and the truth restart.
@@ -370,6 +434,16 @@ impl FpgaModel {
             // Pulses up to now would be counted before the reset and zeroed by it.
             self.observe(self.now, None);
             self.truth.reset(self.ab, self.true_count);
+            // A reset stops the period timer.
+            self.periods = None;
+            self.truth.timer_stopped();
+        }
+        if let [regs::CMD_WRITE_REG, reg::PERIOD, v0, v1, v2, v3, ..] = *mosi {
+            let at = self
+                .regs
+                .execution_tick(regs::CMD_WRITE_REG_HEADER)
+                .unwrap_or(self.now);
+            self.period_written(at, u32::from_le_bytes([v0, v1, v2, v3]));
         }
         if let Some(end) = self.regs.transaction_end(mosi.len()) {
             // Edges during a long transaction (a READ_EDGES of 256 events is ~3 ms at 10 MHz

@@ -9,7 +9,7 @@ use serde::Serialize;
 /// ħ²/2mₑ in eV·Å²: E − E0 = `HBAR2_2M` × k².
 pub const HBAR2_2M: f64 = 3.809_982;
 
-/// A scan ready to send: configuration and presets in pass-0 order.
+/// A scan ready to send: configuration and presets in pass-0 order (none in time mode).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScanPlan {
     /// Scan id to arm with.
@@ -17,13 +17,13 @@ pub struct ScanPlan {
     /// The configuration (in list mode `count` = `positions.len()`).
     #[serde(serialize_with = "ser_config")]
     pub config: ScanConfig,
-    /// Every preset, counts, in the order pass 0 fires them.
+    /// Every preset, counts, in the order pass 0 fires them (empty in time mode).
     pub positions: Vec<i64>,
 }
 
 fn ser_config<S: serde::Serializer>(c: &ScanConfig, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
-    let mut st = s.serialize_struct("ScanConfig", 10)?;
+    let mut st = s.serialize_struct("ScanConfig", 11)?;
     st.serialize_field(
         "mode",
         match c.mode {
@@ -56,6 +56,7 @@ fn ser_config<S: serde::Serializer>(c: &ScanConfig, s: S) -> Result<S::Ok, S::Er
     st.serialize_field("channel_mask", &c.channel_mask)?;
     st.serialize_field("max_batch_points", &c.max_batch_points)?;
     st.serialize_field("max_latency_us", &c.max_latency_us)?;
+    st.serialize_field("gate_span", &c.gate_span)?;
     st.end()
 }
 
@@ -78,12 +79,30 @@ impl ScanPlan {
             }
             PlanMode::List => (TriggerMode::List, s.positions.clone()),
             PlanMode::Exafs => (TriggerMode::List, exafs_positions(sc)?),
+            PlanMode::Time => (TriggerMode::Time, Vec::new()),
         };
-        if positions.is_empty() {
-            return Err(ScenarioError::Invalid("the scan has no presets".into()));
-        }
-        let count = u32::try_from(positions.len())
-            .map_err(|_| ScenarioError::Invalid("too many presets".into()))?;
+        let count = if mode == TriggerMode::Time {
+            s.count
+        } else {
+            if positions.is_empty() {
+                return Err(ScenarioError::Invalid("the scan has no presets".into()));
+            }
+            u32::try_from(positions.len())
+                .map_err(|_| ScenarioError::Invalid("too many presets".into()))?
+        };
+        let (start, step) = match mode {
+            TriggerMode::StartStepCount => (s.start, s.step),
+            TriggerMode::List => (0, 0),
+            TriggerMode::Time => (
+                s.gate_start,
+                i64::try_from(s.period_ticks).map_err(|_| {
+                    ScenarioError::Invalid(format!(
+                        "scan.period_ticks {} does not fit the protocol",
+                        s.period_ticks
+                    ))
+                })?,
+            ),
+        };
         let config = ScanConfig {
             mode,
             direction: match s.direction {
@@ -97,24 +116,21 @@ impl ScanPlan {
                 PlanEncoding::Compact => Encoding::Compact,
                 PlanEncoding::Rice => Encoding::Rice,
             },
-            start: if mode == TriggerMode::StartStepCount {
-                s.start
-            } else {
-                0
-            },
-            step: if mode == TriggerMode::StartStepCount {
-                s.step
-            } else {
-                0
-            },
+            start,
+            step,
             count,
             passes: s.passes,
             channel_mask: s.channel_mask,
             max_batch_points: s.max_batch_points,
             max_latency_us: s.max_latency_us,
-            gate_span: 0,
+            gate_span: if mode == TriggerMode::Time {
+                s.gate_span
+            } else {
+                0
+            },
         };
-        let limits = flyscan_protocol::Limits::device(sc.detectors.channels, u32::MAX, u32::MAX);
+        let limits = flyscan_protocol::Limits::device(sc.detectors.channels, u32::MAX, u32::MAX)
+            .with_clock(sc.clock.hz);
         config
             .validate(&limits)
             .and_then(|()| match mode {
@@ -137,9 +153,30 @@ impl ScanPlan {
             .unwrap_or(serde_json::Value::Null)
     }
 
-    /// Total points the scan produces (presets × passes).
+    /// Total points the scan produces (presets × passes; time mode: `count`).
     pub fn total_points(&self) -> u64 {
         self.config.total_points()
+    }
+
+    /// The way-points of the motion, in the order pass 0 reaches them: the presets, or in
+    /// time mode the target of the move (`[scan] move_to`).
+    pub fn motion_points(&self, sc: &Scenario) -> Vec<i64> {
+        if self.config.mode == TriggerMode::Time {
+            vec![sc.scan.move_to]
+        } else {
+            self.positions.clone()
+        }
+    }
+
+    /// The time-mode parameters the ground truth needs (`None` in the position modes).
+    pub fn time_scan(&self) -> Option<crate::truth::TimeScan> {
+        let c = &self.config;
+        (c.mode == TriggerMode::Time).then(|| crate::truth::TimeScan {
+            period: u64::try_from(c.step).unwrap_or(1).max(1),
+            window: (c.gate_span != 0)
+                .then(|| (c.start, c.start.saturating_add(i64::from(c.gate_span)))),
+            count: c.count,
+        })
     }
 }
 

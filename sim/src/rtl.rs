@@ -10,6 +10,7 @@
 //! device clock follows the RTL's pace ([`RtlRegisters::pacing`]).
 
 use crate::fpga::{FpgaParams, FpgaStats, Pacing, Registers};
+use flyscan_fpga_contract::vectors::SpiTiming;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -258,6 +259,18 @@ impl Registers for RtlRegisters {
     fn transaction_end(&self, len: usize) -> Option<u64> {
         // The bridge's SPI host: CS_N setup 2, 16 half periods a byte, hold 2, CS_N high 4.
         Some(self.rtl_now + 2 + 16 * u64::from(self.hello.half_period) * len as u64 + 2 + 4)
+    }
+
+    fn execution_tick(&self, header_len: usize) -> Option<u64> {
+        // The bridge clocks a transaction as the test vectors do (rtl_bridge.cpp), from the
+        // cycle it has reached: the command executes where the vectors say.
+        let timing = SpiTiming {
+            half_period: u64::from(self.hello.half_period),
+            cs_setup: 2,
+            cs_hold: 2,
+            gap: 4,
+        };
+        Some(self.rtl_now + timing.exec(header_len))
     }
 
     fn cycle(&self) -> Option<u64> {

@@ -373,7 +373,8 @@ impl Default for FpgaConfig {
             counter_bits: 32,
             fifo_depth: 4096,
             snapshot_depth: 4096,
-            version: 0x0001_0000,
+            // The contract's version: 1.1, with the period timer time mode needs.
+            version: flyscan_fpga_contract::regs::VERSION,
         }
     }
 }
@@ -410,6 +411,9 @@ pub enum PlanMode {
     List,
     /// An EXAFS energy grid (`[scan.exafs]`), converted to counts and sent as a list.
     Exafs,
+    /// Time mode: `count` points every `period_ticks`, optionally only inside the position
+    /// window `gate_start` … `gate_start + gate_span`; the motor drives to `move_to`.
+    Time,
 }
 
 /// Direction setting of the scan (protocol `Direction`).
@@ -466,6 +470,15 @@ pub struct ScanPlanConfig {
     pub max_latency_us: u32,
     /// Scan id the host arms with.
     pub scan_id: u32,
+    /// Time mode: the period, device clock ticks.
+    pub period_ticks: u64,
+    /// Time mode: low edge of the position window, counts.
+    pub gate_start: i64,
+    /// Time mode: width of the position window, counts (0 = no window).
+    pub gate_span: u32,
+    /// Time mode: where the motor drives (from rest at 0), counts; it stops `[motor] overrun`
+    /// beyond.
+    pub move_to: i64,
     /// EXAFS grid (mode = "exafs").
     pub exafs: ExafsGrid,
 }
@@ -485,6 +498,10 @@ impl Default for ScanPlanConfig {
             max_batch_points: 0,
             max_latency_us: 0,
             scan_id: 1,
+            period_ticks: 0,
+            gate_start: 0,
+            gate_span: 0,
+            move_to: 0,
             exafs: ExafsGrid::default(),
         }
     }

@@ -24,25 +24,21 @@ use std::time::{Duration, Instant};
 /// Device clock of the scripted device, Hz.
 pub const CLOCK_HZ: u64 = 1_000_000;
 
-/// Point `i` of a scan of `cfg` (list positions from `list`): what the device sends.
+/// Point `i` of a scan of `cfg` (list positions from `list`): what the device sends. In time
+/// mode the points are one period apart, each with a live time of one period, at positions
+/// climbing 3 counts a point from the window's low edge.
 pub fn expected_point(cfg: &ScanConfig, list: &[i64], i: u32) -> Point {
     let k = i % cfg.count.max(1);
     let position = match cfg.mode {
         TriggerMode::StartStepCount => cfg.start + i64::from(k) * cfg.step,
         TriggerMode::List => list.get(k as usize).copied().unwrap_or(0),
-        // Time mode: a motor moving 3 counts a period, folded into the window when there is
-        // one.
-        TriggerMode::Time if cfg.gate_span > 0 => {
-            cfg.start + (i64::from(i) * 3) % (i64::from(cfg.gate_span) + 1)
-        }
-        TriggerMode::Time => cfg.start + i64::from(i) * 3,
+        TriggerMode::Time => cfg.start.saturating_add(3 * i64::from(k)),
     };
     let (timestamp, live_time) = match cfg.mode {
-        // Every period a point: the point's tick and its whole period as live time.
         TriggerMode::Time => {
-            let period = u64::try_from(cfg.step).unwrap_or(1);
+            let period = u64::try_from(cfg.step).unwrap_or(0);
             (
-                5_000_000 + (u64::from(i) + 1) * period,
+                5_000_000 + u64::from(i + 1) * period,
                 u32::try_from(period).unwrap_or(u32::MAX),
             )
         }

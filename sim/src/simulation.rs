@@ -21,7 +21,7 @@ use crate::scenario::{Scenario, ScenarioError};
 use crate::trajectory::Trajectory;
 use crate::truth::{Reference, TruthPoint, TruthScan, TruthSummary};
 use flyscan_protocol::limits::MAX_ENCODED_FRAME;
-use flyscan_protocol::{Deframer, Direction, Message};
+use flyscan_protocol::{Deframer, Direction, Message, TriggerMode};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -49,12 +49,15 @@ pub fn build_fpga_on(
     plan: &ScanPlan,
     regs: Option<(Box<dyn Registers>, Pacing)>,
 ) -> FpgaModel {
+    let way = plan.motion_points(sc);
     let up0 = match plan.config.direction {
         Direction::Positive => true,
         Direction::Negative => false,
-        _ => plan.positions.last() >= plan.positions.first(),
+        // Time mode: from rest at 0 towards `move_to`.
+        _ if plan.config.mode == TriggerMode::Time => sc.scan.move_to >= 0,
+        _ => way.last() >= way.first(),
     };
-    let traj = Trajectory::for_scan(sc, &plan.positions, plan.config.passes, up0);
+    let traj = Trajectory::for_scan(sc, &way, plan.config.passes, up0);
     let encoder = Encoder::new(sc, traj);
     let counters = Counters::new(sc);
     let truth = Reference::new(TruthScan {
@@ -62,6 +65,7 @@ pub fn build_fpga_on(
         direction: plan.config.direction,
         passes: plan.config.passes,
         channel_mask: plan.config.channel_mask,
+        time: plan.time_scan(),
     });
     let p = fpga_params(sc);
     match regs {

@@ -17,12 +17,21 @@
 //!   PASS_START on the first point of every pass; QUAD_ERROR on the first point after an illegal
 //!   transition in its bin (the bin-0 start edge itself excluded); JUMP when the firing edge
 //!   moved more than one count, and on every point but the first that one edge fires.
+//! * Time mode (PROTOCOL.md *Time mode*): no compare. The FPGA's period timer starts at the
+//!   tick `a` its `PERIOD` write executes; the truth takes the scan's own period `P` (not the
+//!   value written) and makes period `k` end at tick `a + k·P`. Bin `k` is the ticks
+//!   `a + (k−1)·P … a + k·P − 1` and the edges after `a + (k−1)·P` up to `a + k·P` (an edge on
+//!   the tick itself is the FPGA's same event); its point, when the decoded position at its end
+//!   is inside the window (or there is none): position = that decoded position, timestamp =
+//!   `a + k·P`, live time = `P`, counts = pulses in the bin; NEGATIVE when the last move went
+//!   down, PASS_START on the first point, QUAD_ERROR when the bin saw an illegal transition. The
+//!   scan ends after `count` points.
 
 use crate::encoder::quadrature_step;
 use flyscan_protocol::{Direction, PointFlags};
 use serde::Serialize;
 
-/// One expected point.
+/// One expected point (in time mode `preset` repeats the position: there is no preset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TruthPoint {
     /// Point index in the scan.
@@ -81,6 +90,17 @@ pub struct TruthSummary {
     pub down_bytes_dropped: u64,
 }
 
+/// Time-mode parameters of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeScan {
+    /// Period, clock ticks.
+    pub period: u64,
+    /// Inclusive position window, counts, when the scan has one.
+    pub window: Option<(i64, i64)>,
+    /// Points the scan takes.
+    pub count: u32,
+}
+
 /// Scan parameters the reference needs.
 #[derive(Debug, Clone)]
 pub struct TruthScan {
@@ -92,6 +112,8 @@ pub struct TruthScan {
     pub passes: u16,
     /// Enabled channels.
     pub channel_mask: u32,
+    /// Time mode: its parameters (the presets are then empty).
+    pub time: Option<TimeScan>,
 }
 
 /// The reference decoder, compare and bin accounting.
@@ -116,6 +138,8 @@ pub struct Reference {
     bin_tick: u64,
     bin_counts: Vec<u64>,
     quad_in_bin: bool,
+    /// Time mode: the period timer runs (its bin started at `bin_tick`).
+    timer: bool,
     points: Vec<TruthPoint>,
 }
 
@@ -146,8 +170,92 @@ impl Reference {
             bin_tick: 0,
             bin_counts: Vec::new(),
             quad_in_bin: false,
+            timer: false,
             points: Vec::new(),
         }
+    }
+
+    /// Time mode: the scan's period, clock ticks (`None` in the position modes).
+    pub fn period(&self) -> Option<u64> {
+        self.scan.time.map(|t| t.period)
+    }
+
+    /// Time mode: the FPGA's period timer started at `tick` (the arm), with pulse totals
+    /// `totals` before that tick: the first bin starts here. Ignored in the position modes and
+    /// once the scan is complete.
+    pub fn timer_started(&mut self, tick: u64, totals: &[u64]) {
+        if self.scan.time.is_none() || self.done() {
+            return;
+        }
+        self.timer = true;
+        self.bin_tick = tick;
+        self.bin_counts = totals.to_vec();
+        self.quad_in_bin = false;
+    }
+
+    /// Time mode: the period timer was stopped.
+    pub fn timer_stopped(&mut self) {
+        self.timer = false;
+    }
+
+    /// Time mode: a period ends at `tick` (after every edge up to and including that tick),
+    /// with pulse totals `totals` before that tick and `true_count` the physical count: a point
+    /// when the position is inside the window, and the start of the next bin either way.
+    pub fn period_end(&mut self, tick: u64, totals: &[u64], true_count: i64) {
+        let Some(time) = self.scan.time else {
+            return;
+        };
+        if !self.timer || self.done() {
+            return;
+        }
+        let x = self.pos;
+        if time.window.is_none_or(|(lo, hi)| lo <= x && x <= hi) {
+            let mut flags = 0u8;
+            if self.dir < 0 {
+                flags |= PointFlags::NEGATIVE;
+            }
+            if self.points.is_empty() {
+                flags |= PointFlags::PASS_START;
+            }
+            if self.quad_in_bin {
+                flags |= PointFlags::QUAD_ERROR;
+            }
+            let live_time = u32::try_from(tick - self.bin_tick).unwrap_or_else(|_| {
+                flags |= PointFlags::CLAMPED;
+                u32::MAX
+            });
+            let counts = self.bin_counts_to(totals, &mut flags);
+            self.points.push(TruthPoint {
+                index: self.points.len() as u32,
+                pass: 0,
+                preset: x,
+                position: x,
+                decoded_position: x,
+                timestamp: tick,
+                live_time,
+                flags,
+                counts,
+                true_position: true_count - self.true_at_reset,
+            });
+        }
+        self.bin_tick = tick;
+        self.bin_counts = totals.to_vec();
+        self.quad_in_bin = false;
+    }
+
+    /// Counts of the enabled channels since the bin start, clamped to u32 (flagged).
+    fn bin_counts_to(&self, totals: &[u64], flags: &mut u8) -> Vec<u32> {
+        let mut counts = Vec::new();
+        for (ch, &total) in totals.iter().enumerate().take(32) {
+            if self.scan.channel_mask & (1 << ch) != 0 {
+                let c = total - self.bin_counts.get(ch).copied().unwrap_or(0);
+                counts.push(u32::try_from(c).unwrap_or_else(|_| {
+                    *flags |= PointFlags::CLAMPED;
+                    u32::MAX
+                }));
+            }
+        }
+        counts
     }
 
     /// The FPGA was reset with the encoder at `ab` (true count `true_count`). The first reset
@@ -194,7 +302,7 @@ impl Reference {
         if after != before && before == 0 {
             self.slips += 1;
         }
-        if !self.armed {
+        if !self.armed || self.scan.time.is_some() {
             return;
         }
         if std::mem::take(&mut self.need_base) {
@@ -244,16 +352,7 @@ impl Reference {
                 flags |= PointFlags::CLAMPED;
                 u32::MAX
             });
-            let mut counts = Vec::new();
-            for (ch, &total) in totals.iter().enumerate().take(32) {
-                if self.scan.channel_mask & (1 << ch) != 0 {
-                    let c = total - self.bin_counts.get(ch).copied().unwrap_or(0);
-                    counts.push(u32::try_from(c).unwrap_or_else(|_| {
-                        flags |= PointFlags::CLAMPED;
-                        u32::MAX
-                    }));
-                }
-            }
+            let counts = self.bin_counts_to(totals, &mut flags);
             self.points.push(TruthPoint {
                 index: self.points.len() as u32,
                 pass: self.pass,
@@ -284,9 +383,12 @@ impl Reference {
         &self.points
     }
 
-    /// True when every preset of every pass fired.
+    /// True when every preset of every pass fired (time mode: every point was taken).
     pub fn done(&self) -> bool {
-        self.pass >= self.scan.passes.max(1)
+        match self.scan.time {
+            Some(t) => self.points.len() >= t.count as usize,
+            None => self.pass >= self.scan.passes.max(1),
+        }
     }
 
     /// Illegal transitions since the reset.

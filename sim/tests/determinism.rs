@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{KillOnDrop, Outcome, TestHost, assert_points_match, scenario};
+use common::{
+    KillOnDrop, Outcome, TestHost, assert_points_match, assert_points_match_truth_file, scenario,
+};
 use flyscan_protocol::Point;
 use flyscan_sim::device_clock::ARM_TICK;
 use flyscan_sim::firmware::InProcessFirmware;
@@ -146,6 +148,27 @@ fn arm_delay_does_not_change_the_scan_on_a_noisy_line() {
     assert_same(&a, &b);
 }
 
+/// Time mode too: the period timer starts at the held arm tick, however late the host arms.
+#[test]
+fn arm_delay_does_not_change_a_time_scan() {
+    let hz = scenario("time_gated.toml").clock.hz;
+    let prompt = run_delayed(scenario("time_gated.toml"), 0);
+    let late = run_delayed(scenario("time_gated.toml"), hz / 7 + 4321);
+    assert_ne!(prompt.armed_at, late.armed_at);
+    assert_points_match(&prompt.outcome);
+    assert_points_match(&late.outcome);
+    assert_same(&prompt, &late);
+    let period = scenario("time_gated.toml").scan.period_ticks;
+    assert!(
+        prompt
+            .outcome
+            .truth
+            .iter()
+            .all(|p| (p.timestamp - ARM_TICK).is_multiple_of(period)),
+        "period k ends at the arm tick + k periods"
+    );
+}
+
 /// The hold is what makes the runs agree: with one clock for line and device, the same arm
 /// delays shift every timestamp.
 #[test]
@@ -185,17 +208,22 @@ struct ExternalRun {
 /// in-process core); the host waits `delay` before it starts configuring. Wall-clock guards only
 /// stop a hung run; nothing asserts on durations.
 fn run_sim(fw: Option<&Path>, delay: Duration, tag: &str) -> ExternalRun {
-    let dir = std::env::temp_dir().join(format!("flyscan-det-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let demo = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.toml"),
     )
     .unwrap();
     let short = demo.replace("count = 2000", "count = 300");
     assert_ne!(short, demo, "the demo scenario's count was shortened");
+    run_sim_text(fw, delay, tag, &short)
+}
+
+/// [`run_sim`] on the scenario `text`.
+fn run_sim_text(fw: Option<&Path>, delay: Duration, tag: &str, short: &str) -> ExternalRun {
+    let dir = std::env::temp_dir().join(format!("flyscan-det-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let scenario_path = dir.join("short.toml");
-    std::fs::write(&scenario_path, &short).unwrap();
-    let sc = Scenario::from_toml(&short).unwrap();
+    std::fs::write(&scenario_path, short).unwrap();
+    let sc = Scenario::from_toml(short).unwrap();
     let hz = sc.clock.hz;
     let plan = flyscan_sim::ScanPlan::from_scenario(&sc).unwrap();
     let link = dir.join("tty");
@@ -293,35 +321,70 @@ fn external_firmware_runs_are_identical() {
     let a = run_sim(Some(&fw), Duration::ZERO, "a");
     let b = run_sim(Some(&fw), Duration::from_millis(400), "b");
     let c = run_sim(None, Duration::from_millis(150), "c");
-    assert_eq!(a.truth, b.truth, "truth files differ");
-    assert_eq!(a.truth, c.truth, "the in-process truth differs");
+    assert_eq!(
+        truth_point_lines(&a.truth),
+        truth_point_lines(&b.truth),
+        "truth files differ"
+    );
+    assert_eq!(
+        truth_point_lines(&a.truth),
+        truth_point_lines(&c.truth),
+        "the in-process truth differs"
+    );
     assert_eq!(a.points, c.points, "in-process points differ");
     assert_eq!(a.points, b.points, "decoded points differ");
-    let truth: Vec<serde_json::Value> = a
-        .truth
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v.get("summary").is_none())
-        .collect();
+    let truth = assert_points_match_truth_file(&a.points, &a.truth);
     assert_eq!(truth.len(), 300);
-    assert_eq!(a.points.len(), truth.len());
-    for t in &truth {
-        let i = t["index"].as_u64().unwrap() as u32;
-        let p = &a.points[&i];
-        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
-        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
-        assert_eq!(
-            Some(u64::from(p.live_time)),
-            t["live_time"].as_u64(),
-            "point {i}"
-        );
-        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
-        let want: Vec<u64> = t["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(serde_json::Value::as_u64)
-            .collect();
-        assert_eq!(counts, want, "point {i} counts");
+}
+
+/// The point lines of a truth file: its summary line also counts line bytes, which follow the
+/// wall clock (Health messages, resends); the points do not.
+fn truth_point_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with("{\"summary\""))
+        .collect()
+}
+
+/// The firmware binary of the external time-mode run: `FLYSCAN_BIN_DIR/firmware-odroid` (the
+/// release build `cargo xtask test` names), else [`firmware_bin`]'s, if there is one.
+fn firmware_bin_if_built() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLYSCAN_BIN_DIR") {
+        return Some(PathBuf::from(dir).join("firmware-odroid"));
     }
+    if let Some(p) = std::env::var_os("FLYSCAN_FIRMWARE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_sim")).with_file_name("firmware-odroid");
+    p.exists().then_some(p)
+}
+
+/// Time mode through the unchanged firmware binary (`--firmware-cmd`, the FPGA on the
+/// simulator socket): its points equal the truth, and the in-process core's run of the same
+/// scenario gives the same truth and points.
+#[test]
+fn external_firmware_time_scan_equals_the_truth() {
+    let Some(fw) = firmware_bin_if_built() else {
+        eprintln!(
+            "\n!!! SKIPPED external time-mode run: no firmware binary (set FLYSCAN_BIN_DIR or \
+             FLYSCAN_FIRMWARE_BIN, or `cargo build -p flyscan-firmware`; `cargo xtask test` does) !!!\n"
+        );
+        return;
+    };
+    assert!(fw.is_file(), "{} missing", fw.display());
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/time_gated.toml"),
+    )
+    .unwrap();
+    let short = text.replace("count = 400", "count = 200");
+    assert_ne!(short, text, "the time scenario's count was shortened");
+    let ext = run_sim_text(Some(&fw), Duration::from_millis(120), "time-ext", &short);
+    let inproc = run_sim_text(None, Duration::ZERO, "time-in", &short);
+    let truth = assert_points_match_truth_file(&ext.points, &ext.truth);
+    assert_eq!(truth.len(), 200);
+    assert_eq!(
+        truth_point_lines(&ext.truth),
+        truth_point_lines(&inproc.truth),
+        "the in-process truth differs"
+    );
+    assert_eq!(ext.points, inproc.points, "in-process points differ");
 }

@@ -348,3 +348,53 @@ fn socket_serves_the_model_to_the_firmware_client() {
     server.stop();
     assert!(!path.exists());
 }
+
+#[test]
+fn time_mode_plan_and_its_checks() {
+    let text = r#"
+        [scan]
+        mode = "time"
+        direction = "either"
+        period_ticks = 250000
+        gate_start = -40
+        gate_span = 900
+        move_to = -1500
+        count = 12
+        "#;
+    let sc = Scenario::from_toml(text).unwrap();
+    let plan = ScanPlan::from_scenario(&sc).unwrap();
+    let c = plan.config;
+    assert_eq!(c.mode, flyscan_protocol::TriggerMode::Time);
+    assert_eq!(
+        (c.step, c.start, c.gate_span, c.count),
+        (250_000, -40, 900, 12)
+    );
+    assert!(plan.positions.is_empty());
+    assert_eq!(plan.motion_points(&sc), [-1500]);
+    assert_eq!(plan.total_points(), 12);
+    let t = plan.time_scan().unwrap();
+    assert_eq!(
+        (t.period, t.window, t.count),
+        (250_000, Some((-40, 860)), 12)
+    );
+    let json = plan.config_json();
+    assert_eq!(json["mode"], "time");
+    assert_eq!(json["gate_span"], 900);
+    // What the device would refuse, the plan refuses, with the protocol's reason.
+    for (bad, why) in [
+        ("direction = \"either\"", "direction = \"positive\""),
+        ("period_ticks = 250000", "period_ticks = 999"),
+        ("period_ticks = 250000", "period_ticks = 5000000000"),
+    ] {
+        let sc = Scenario::from_toml(&text.replace(bad, why)).unwrap();
+        let e = ScanPlan::from_scenario(&sc).unwrap_err().to_string();
+        assert!(
+            e.contains("direction") || e.contains("period"),
+            "{why}: {e}"
+        );
+    }
+    // The position modes have no window and no time scan.
+    let plan = ScanPlan::from_scenario(&base()).unwrap();
+    assert_eq!(plan.config.gate_span, 0);
+    assert!(plan.time_scan().is_none());
+}

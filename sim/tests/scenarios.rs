@@ -122,3 +122,54 @@ fn very_noisy_line_delivers_every_point() {
 fn very_noisy_line_with_span_resend_requests_delivers_every_point() {
     check_very_noisy(true);
 }
+
+#[test]
+fn time_gated_matches_truth() {
+    let sc = scenario("time_gated.toml");
+    let period = sc.scan.period_ticks;
+    let o = run(sc);
+    assert_points_match(&o);
+    assert_eq!(o.truth.len(), 400);
+    for w in o.truth.windows(2) {
+        assert_eq!(
+            (w[1].timestamp - w[0].timestamp) % period,
+            0,
+            "points fall on the period grid"
+        );
+    }
+    assert!(
+        o.truth
+            .iter()
+            .all(|t| (5000..=15000).contains(&t.position) && u64::from(t.live_time) == period),
+        "only inside the window, each bin one period"
+    );
+    assert!(
+        o.truth.iter().all(|t| t.counts[0] > 0),
+        "the counts of a period"
+    );
+}
+
+/// Time mode without a window, on a downward move with vibration (reversals) and encoder
+/// glitches: the points at rest before the motion, NEGATIVE and QUAD_ERROR flags all come out
+/// as the truth has them.
+#[test]
+fn time_ungated_with_reversals_and_glitches_matches_truth() {
+    let mut sc = scenario("time_gated.toml");
+    sc.scan.gate_span = 0;
+    sc.scan.count = 300;
+    sc.scan.move_to = -3000;
+    sc.motor.jitter.sine_amplitude = 3.0;
+    sc.encoder.glitch_rate = 0.005;
+    let o = run(sc);
+    assert_points_match(&o);
+    assert_eq!(o.truth.len(), 300);
+    let count = |flag| o.truth.iter().filter(|t| t.flags & flag != 0).count();
+    assert_eq!(o.truth[0].position, 0, "the first periods pass at rest");
+    assert!(count(PointFlags::NEGATIVE) > 100, "moving down");
+    assert!(
+        count(PointFlags::NEGATIVE) < 300,
+        "the vibration turns the motor up at times"
+    );
+    assert!(count(PointFlags::QUAD_ERROR) > 0, "{:?}", o.summary);
+    assert_eq!(count(PointFlags::PASS_START), 1);
+}

@@ -209,6 +209,18 @@ impl TestHost {
         let _ = now;
     }
 
+    /// Waits `ticks` (host time) for a reply before a command or resend is sent again: a
+    /// device that answers slowly in wall time (the firmware on the RTL) would otherwise be
+    /// sent the same command again and again.
+    pub fn set_retry_timeout(&mut self, ticks: u64) {
+        self.timeout = ticks;
+    }
+
+    /// Frames asked for again and not yet received.
+    pub fn missing_frames(&self) -> usize {
+        self.missing.len()
+    }
+
     /// One exchange; returns true when the scan is complete.
     pub fn exchange(&mut self, now: u64, rx: &[u8], tx: &mut Vec<u8>) -> bool {
         let mut frames = Vec::new();
@@ -386,4 +398,45 @@ impl Drop for KillOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+/// The points of a truth file (JSON lines; the summary line left out).
+pub fn truth_file_points(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth line {l:?}: {e}")))
+        .filter(|v: &serde_json::Value| v.get("summary").is_none())
+        .collect()
+}
+
+/// Asserts that `points` equal the truth file `text` field for field (position, timestamp,
+/// live time, flags, counts); returns the truth's points.
+pub fn assert_points_match_truth_file(
+    points: &BTreeMap<u32, Point>,
+    text: &str,
+) -> Vec<serde_json::Value> {
+    let truth = truth_file_points(text);
+    assert_eq!(points.len(), truth.len(), "point count");
+    for t in &truth {
+        let i = t["index"].as_u64().expect("an index") as u32;
+        let p = points
+            .get(&i)
+            .unwrap_or_else(|| panic!("point {i} missing"));
+        assert_eq!(Some(p.timestamp), t["timestamp"].as_u64(), "point {i}");
+        assert_eq!(Some(p.position), t["position"].as_i64(), "point {i}");
+        assert_eq!(
+            Some(u64::from(p.live_time)),
+            t["live_time"].as_u64(),
+            "point {i}"
+        );
+        assert_eq!(Some(u64::from(p.flags.0)), t["flags"].as_u64(), "point {i}");
+        let counts: Vec<u64> = p.counts.iter().map(|&c| u64::from(c)).collect();
+        let want: Vec<u64> = t["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        assert_eq!(counts, want, "point {i} counts");
+    }
+    truth
 }
