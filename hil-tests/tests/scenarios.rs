@@ -102,6 +102,33 @@ fn exafs_kgrid_list() {
     assert_exact(&c, &o);
 }
 
+/// Time mode end to end: Mode = Time, Period and the window through the IOC's PVs; a point every
+/// period while the position is inside the window, each equal to the simulator's truth.
+#[test]
+fn time_gated_scan() {
+    let mut c = start("timegated", "time_gated.toml");
+    let o = c.run_scan(SCAN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(o.truth.points.len(), 400);
+    assert_exact(&c, &o);
+    // Inside the window, and one period apart (the motor never leaves it for 400 periods).
+    assert!(
+        o.caget
+            .position
+            .iter()
+            .all(|&p| (5_000.0..=15_000.0).contains(&p))
+    );
+    let ticks: Vec<f64> = o
+        .caget
+        .timestamp_s
+        .iter()
+        .map(|t| (t * c.clock_hz()).round())
+        .collect();
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 100_000.0),
+        "{ticks:?}"
+    );
+}
+
 #[test]
 fn bidirectional_passes() {
     let mut c = start("bidir", "bidirectional.toml");
