@@ -77,15 +77,27 @@ impl Snapshot {
     /// *and* the slot's seq is the one asked for, so a confused FPGA cannot pass off another
     /// edge's counts. Bytes missing from a short `resp` read as 0.
     pub fn decode_into(&mut self, resp: &[u8], n_channels: usize, requested: u32) {
-        let byte = |i: usize| resp.get(i).copied().unwrap_or(0);
-        let word = |i: usize| u32::from_le_bytes([byte(i), byte(i + 1), byte(i + 2), byte(i + 3)]);
-        self.seq = word(1);
-        self.valid = byte(0) == 1 && self.seq == requested;
-        self.live = word(5);
+        let n = n_channels.clamp(1, MAX_N_CHANNELS);
+        let len = regs::snapshot_len(n);
+        // A short response is padded with zeros once, so the decode below reads whole,
+        // fixed-size fields with no per-byte bounds checks (it runs for every point).
+        let mut padded = [0u8; regs::snapshot_len(MAX_N_CHANNELS)];
+        let resp = match resp.get(..len) {
+            Some(whole) => whole,
+            None => {
+                padded[..resp.len()].copy_from_slice(resp);
+                &padded[..len]
+            }
+        };
+        let (head, counts) = resp.split_at(9);
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        self.seq = word(&head[1..5]);
+        self.valid = head[0] == 1 && self.seq == requested;
+        self.live = word(&head[5..9]);
         self.counts.clear();
-        for ch in 0..n_channels.clamp(1, MAX_N_CHANNELS) {
-            // Cannot fail: at most MAX_N_CHANNELS pushes.
-            let _ = self.counts.push(word(9 + 4 * ch));
+        for c in counts.chunks_exact(4) {
+            // Cannot fail: `counts` holds n <= MAX_N_CHANNELS words.
+            let _ = self.counts.push(word(c));
         }
     }
 
@@ -165,5 +177,24 @@ mod tests {
         s.decode_into(&out[..1], 2, 5);
         assert!(!s.valid, "a short response decodes as zeros");
         assert_eq!(&s.counts[..], &[0, 0]);
+        s.decode_into(&out[..n - 2], 2, 5);
+        assert!(
+            s.valid,
+            "a response cut inside the last count keeps the whole fields"
+        );
+        assert_eq!(
+            (s.seq, s.live, &s.counts[..]),
+            (5, 1000, &[11, 22][..]),
+            "the cut bytes of 22 were zeros anyway"
+        );
+        s.decode_into(&out[..n], 0, 5);
+        assert_eq!(&s.counts[..], &[11], "at least one channel");
+        let wide = [1u8; regs::snapshot_len(MAX_N_CHANNELS) + 8];
+        s.decode_into(&wide, MAX_N_CHANNELS + 5, 1);
+        assert_eq!(
+            s.counts.len(),
+            MAX_N_CHANNELS,
+            "at most MAX_N_CHANNELS channels"
+        );
     }
 }

@@ -170,6 +170,26 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
     }
 
+    /// The configuration file we install on the ODROID must parse and must name the same
+    /// data-ready line as the wiring document a board builder follows.
+    #[test]
+    fn shipped_config_parses_and_matches_the_wiring_document() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shipped = root.join("deploy/firmware.toml");
+        let cli = Cli::parse_from(["firmware-odroid", "--config", shipped.to_str().unwrap()]);
+        let o = Options::resolve(cli).unwrap();
+        let wiring = std::fs::read_to_string(root.join("../docs/wiring.md")).unwrap();
+        let documented: u32 = wiring
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("drdy_line = "))
+            .expect("docs/wiring.md shows a drdy_line")
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(o.drdy_line, documented);
+        assert_eq!(o.fpga, Backend::Spidev);
+    }
+
     #[test]
     fn sim_needs_a_socket() {
         let cli = Cli::parse_from(["firmware-odroid", "--fpga", "sim"]);
